@@ -1,0 +1,279 @@
+"""Value objects the engine consumes and produces: saved state, inputs and effects.
+
+Rules of this module:
+- Everything here is frozen; the engine returns new objects, never mutates.
+- State is keyed by stable question ids; it serialises to JSON for storage.
+- Inputs are transport-free: the Telegram and console front ends build them.
+- Effects say *what* to show, not *how*; `render` turns them into text and buttons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+# An answer: free text / choice id / "YYYY-MM" / e-mail / E.164 phone as str;
+# multiple choice as a tuple of choice ids; the upload question stores "done".
+AnswerValue = str | tuple[str, ...]
+
+
+class ReportStatus(StrEnum):
+    """Where a city's report stands."""
+
+    OPEN = "open"
+    SUBMITTED = "submitted"
+    EXEMPT = "exempt"
+
+
+class Mode(StrEnum):
+    """What a contact's next message means."""
+
+    INTRO = "intro"  # welcome shown, waiting for the contact to begin
+    ASKING = "asking"  # `cursor` is the question being answered
+    ADDING_MORE = "adding_more"  # a text answer is saved; more text is appended to it
+    EDIT_MENU = "edit_menu"  # choosing a section or question to change
+    CONFIRM_SUBMIT = "confirm_submit"  # asked "submit with these gaps?"
+    DONE = "done"  # every applicable question visited; waiting for review/submit
+
+
+class Attachment(BaseModel):
+    """A supporting file stored for a report."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str
+    name: str
+    mime_type: str | None
+    size: int
+
+
+class Report(BaseModel):
+    """A city's report: shared by every contact of that city."""
+
+    model_config = ConfigDict(frozen=True)
+
+    answers: dict[str, AnswerValue] = {}
+    status: ReportStatus = ReportStatus.OPEN
+    attachments: tuple[Attachment, ...] = ()
+    submitted_at: dt.datetime | None = None
+
+
+class Session(BaseModel):
+    """One contact's place in the questionnaire."""
+
+    model_config = ConfigDict(frozen=True)
+
+    language: str = "en"
+    mode: Mode = Mode.INTRO
+    cursor: str | None = None
+    # Question ids visited, newest last, for /back.
+    history: tuple[str, ...] = ()
+    # The multi-choice selection being built before "Done" is pressed.
+    picked: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """A typed message."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ChoiceInput:
+    """A choice button pressed for a specific question."""
+
+    question_id: str
+    choice_id: str
+
+
+@dataclass(frozen=True)
+class CommandInput:
+    """A command (/back, /skip …) or a navigation button; `arg` is optional."""
+
+    name: str
+    arg: str | None = None
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A file the contact sent; its size is known before any download."""
+
+    file_id: str
+    name: str
+    mime_type: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class ContactInput:
+    """A shared contact card; `own` is true when it is the sender's own number."""
+
+    phone: str
+    own: bool
+
+
+@dataclass(frozen=True)
+class EditInput:
+    """The contact edited the message that answered `question_id`."""
+
+    question_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class UnsupportedInput:
+    """Something the questionnaire cannot use (sticker, voice, location …)."""
+
+    what: str
+
+
+Input = TextInput | ChoiceInput | CommandInput | FileInput | ContactInput | EditInput | UnsupportedInput
+
+
+COMMANDS = (
+    "start",
+    "help",
+    "review",
+    "edit",
+    "back",
+    "skip",
+    "progress",
+    "files",
+    "submit",
+    "language",
+)
+
+
+# ---------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a question sits: "Section 3 of 10 · question 12 of 41"."""
+
+    section_number: int
+    section_count: int
+    question_number: int
+    question_count: int
+    answered: int
+    required_missing: int
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Show a question (with its current answer, if any)."""
+
+    question_id: str
+    progress: Progress
+    current: AnswerValue | None = None
+    picked: tuple[str, ...] = ()
+    new_section: bool = False
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message identified by a code with named parameters (translated by render)."""
+
+    code: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The input was not accepted; `code` says why, `params` carry the details."""
+
+    code: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    question_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OfferMore:
+    """A text answer was saved; offer to add more or continue."""
+
+    question_id: str
+    words: int
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class ShowIntro:
+    """The survey's welcome and introduction."""
+
+    started: bool
+
+
+@dataclass(frozen=True)
+class ShowReview:
+    """A summary of every answer by section."""
+
+
+@dataclass(frozen=True)
+class ShowEditMenu:
+    """Pick a section (section_id None) or a question of one section."""
+
+    section_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmSubmit:
+    """Ask to confirm submission; lists the optional questions left unanswered."""
+
+    unanswered_optional: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShowFiles:
+    """The attachments list, with a way to remove each."""
+
+
+@dataclass(frozen=True)
+class ChooseLanguage:
+    """Offer one button per supported language."""
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """The front end must download and store this file (size already checked)."""
+
+    file: FileInput
+
+
+@dataclass(frozen=True)
+class RemoveFile:
+    """The front end must remove the attachment with this hash."""
+
+    sha256: str
+
+
+Effect = (
+    Ask
+    | Notice
+    | Rejected
+    | OfferMore
+    | ShowIntro
+    | ShowReview
+    | ShowEditMenu
+    | ConfirmSubmit
+    | ShowFiles
+    | ChooseLanguage
+    | StoreFile
+    | RemoveFile
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """The engine's answer to one input."""
+
+    report: Report
+    session: Session
+    effects: tuple[Effect, ...]
