@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ID_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+ID_PATTERN = r"^[a-z][a-z0-9_]{0,29}$"  # 30 chars: two ids fit one 64-byte callback_data
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -160,7 +160,11 @@ class Survey(_Frozen):
                         raise ValueError(
                             f"question {q.id!r}: branch refers to unknown or later question {q.when.question!r}"
                         )
-                    if q.when.equals is not None and target.kind != Kind.YES_NO and target.choice(q.when.equals) is None:
+                    if (
+                        q.when.equals is not None
+                        and target.kind != Kind.YES_NO
+                        and target.choice(q.when.equals) is None
+                    ):
                         raise ValueError(
                             f"question {q.id!r}: branch value {q.when.equals!r} is not a choice of {target.id!r}"
                         )
@@ -173,7 +177,9 @@ class Survey(_Frozen):
         if self.exemption is not None:
             target = seen.get(self.exemption.question)
             if target is None or target.kind != Kind.MONTH_YEAR:
-                raise ValueError(f"exemption refers to {self.exemption.question!r}, which is not a month-and-year question")
+                raise ValueError(
+                    f"exemption refers to {self.exemption.question!r}, which is not a month-and-year question"
+                )
         uploads = [q.id for q in seen.values() if q.kind == Kind.FILE_UPLOAD]
         if len(uploads) > 1:
             raise ValueError(f"question {uploads[1]!r}: only one file-upload question is supported")

@@ -74,6 +74,8 @@ class Session(BaseModel):
     history: tuple[str, ...] = ()
     # The multi-choice selection being built before "Done" is pressed.
     picked: tuple[str, ...] = ()
+    # Optional questions the contact chose to skip; not asked again on the way forward.
+    skipped: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- inputs
@@ -126,6 +128,7 @@ class EditInput:
 
     question_id: str
     text: str
+    previous_text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,211 @@
+"""Command line: `python -m bot [run|console|invite|revoke|remind|status|export|export-files]`.
+
+Rules of this module:
+- Without a command: the Telegram bot when BOT_TOKEN is set; otherwise the console when
+  attached to a terminal (with a hint about BOT_TOKEN), else a clear error.
+- Every failure ends with one clear line on standard error and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot import admin
+from bot.settings import Settings, SettingsError, load_settings
+from bot.storage import Storage, StorageUnavailable
+from conversation.i18n import check_catalogs, get_translator, pick_language
+from conversation.loader import SurveyError, load_survey
+from conversation.model import Survey
+
+logger = logging.getLogger("bot")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description="GNLC Biennial Progress Report intake bot")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the Telegram bot (needs BOT_TOKEN)")
+    console = sub.add_parser("console", help="fill in the report in this terminal")
+    console.add_argument("--city")
+    console.add_argument("--country")
+    console.add_argument("--language", default=None, help="en, fr, es, ar, zh, ru or pt")
+    console.add_argument("--key", default=None, help="who you are (default: your login name)")
+    inv = sub.add_parser("invite", help="create a personal invitation link for a city's contact")
+    inv.add_argument("--city", required=True)
+    inv.add_argument("--country", required=True)
+    inv.add_argument("--joined", help="month of joining the GNLC, YYYY-MM")
+    rev = sub.add_parser("revoke", help="withdraw invitation links")
+    group = rev.add_mutually_exclusive_group(required=True)
+    group.add_argument("--token", help="one link's token (the part after start=)")
+    group.add_argument("--city", help="every link of this city")
+    sub.add_parser("status", help="progress of every city")
+    sub.add_parser("remind", help="send the reminders that are due now, then exit")
+    exp = sub.add_parser("export", help="all reports as CSV, XLSX or JSON")
+    exp.add_argument("--format", choices=("csv", "xlsx", "json"), default="csv")
+    exp.add_argument("--output", required=True, type=Path)
+    exp.add_argument("--header-language", default="en")
+    ef = sub.add_parser("export-files", help="all attachments as a ZIP, a folder per city")
+    ef.add_argument("--output", required=True, type=Path)
+    return parser.parse_args(argv)
+
+
+def fail(message: str) -> int:
+    """Print one clear line and return the exit code."""
+    sys.stderr.write(f"error: {message}\n")
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return fail(str(exc))
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        survey = load_survey(settings.survey_file)
+    except SurveyError as exc:
+        return fail(str(exc))
+    if settings.deadline is not None:
+        survey = survey.model_copy(update={"deadline": settings.deadline})
+    problems = check_catalogs()
+    if problems:
+        return fail(
+            "translation catalogs: " + problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+    command = args.command
+    if command is None:
+        if settings.bot_token is not None:
+            command = "run"
+        elif sys.stdin.isatty():
+            sys.stderr.write("BOT_TOKEN is not set: starting the console. Set BOT_TOKEN to run the Telegram bot.\n")
+            command = "console"
+            args = parse_args(["console"])
+        else:
+            return fail("BOT_TOKEN is not set; set it to run the Telegram bot, or run `python -m bot console`")
+    try:
+        if command == "run":
+            return run(settings, survey)
+        return asyncio.run(dispatch(command, args, settings, survey))
+    except StorageUnavailable as exc:
+        return fail(str(exc))
+    except admin.AdminError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(settings: Settings, survey: Survey) -> int:
+    """Run the Telegram bot until interrupted."""
+    if settings.bot_token is None:
+        return fail("BOT_TOKEN is not set")
+    from bot.telegram_app import run_bot
+
+    async def open_storage() -> Storage:
+        return await Storage.open(settings.database_path)
+
+    storage = asyncio.run(open_storage())
+    run_bot(settings, survey, storage)
+    return 0
+
+
+async def dispatch(command: str, args: argparse.Namespace, settings: Settings, survey: Survey) -> int:
+    """Run one of the asynchronous commands with the database open."""
+    handlers: dict[str, Callable[[argparse.Namespace, Settings, Survey, Storage], Awaitable[int]]] = {
+        "console": cmd_console,
+        "invite": cmd_invite,
+        "revoke": cmd_revoke,
+        "status": cmd_status,
+    }
+    extra = _extra_commands()
+    handlers.update(extra)
+    handler = handlers.get(command)
+    if handler is None:
+        return fail(f"unknown command {command!r}")
+    storage = await Storage.open(settings.database_path)
+    try:
+        return await handler(args, settings, survey, storage)
+    finally:
+        await storage.close()
+
+
+def _extra_commands() -> dict[str, Callable[[argparse.Namespace, Settings, Survey, Storage], Awaitable[int]]]:
+    """Commands whose modules load heavier dependencies only when used."""
+    from bot import cli_extra
+
+    return cli_extra.COMMANDS
+
+
+async def cmd_console(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Fill in the report in the terminal."""
+    from bot.console import default_console_key, run_console
+
+    language = pick_language(args.language) if args.language else "en"
+    await run_console(
+        survey,
+        storage,
+        settings.files_dir,
+        city=args.city,
+        country=args.country,
+        key=args.key or default_console_key(),
+        language=language,
+    )
+    return 0
+
+
+async def cmd_invite(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Print a personal deep link for a city's contact person."""
+    if settings.bot_token is None:
+        return fail("BOT_TOKEN is needed to look up the bot's username for the link")
+    if args.joined and not admin._is_month(args.joined):
+        return fail("--joined must look like 2019-03")
+    from telegram import Bot
+
+    async with Bot(
+        settings.bot_token.get_secret_value(),
+        base_url=settings.bot_api_base_url,
+        base_file_url=settings.bot_api_file_url,
+    ) as bot:
+        username = bot.username
+    from bot.service import utc_now
+
+    city, link = await admin.invite(storage, survey, username, args.city, args.country, args.joined, utc_now())
+    sys.stdout.write(f"{city.name} ({city.country}): {link}\n")
+    return 0
+
+
+async def cmd_revoke(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Withdraw one link, or every link of a city."""
+    from bot.service import utc_now
+
+    if args.token:
+        if not await storage.revoke_invitation(args.token, now=utc_now()):
+            return fail("no active invitation has that token")
+        sys.stdout.write("revoked 1 invitation\n")
+        return 0
+    city = await admin.find_one_city(storage, survey, args.city)
+    count = await storage.revoke_report_invitations(city.id, utc_now())
+    sys.stdout.write(f"revoked {count} invitation(s) of {city.name} ({city.country})\n")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Print every city's progress."""
+    from bot.console import plain
+
+    rows = await admin.city_progress(storage, survey)
+    sys.stdout.write(plain("\n".join(admin.status_lines(rows, get_translator("en")))) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Thin Telegram callbacks: translate the update, run the service, send what it rendered.
+
+Rules of this module:
+- Private chats only; the bot leaves groups and channels politely.
+- Someone without an invitation learns how to get one and nothing else.
+- The answer is committed (inside the service) before any reply is attempted.
+- Button payloads are client input: decoded and checked, stale ones change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from telegram import CallbackQuery, Chat, Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import Application, ContextTypes
+
+from bot import admin
+from bot.inputs import command_of, message_input
+from bot.outputs import Blocked, call_with_retry, edit_reply, remove_keyboard, send_reply
+from bot.service import FileTooBig, IntakeService, Outcome
+from bot.settings import Settings
+from bot.storage import Contact, Storage, StorageUnavailable
+from conversation import callbacks
+from conversation.i18n import Translator, get_translator, pick_language
+from conversation.render import Reply
+from conversation.state import Ask, EditInput, FileInput, Input, Mode, Rejected, TextInput
+
+logger = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+class TelegramFrontEnd:
+    """The bot's update handlers, sharing one service and storage."""
+
+    def __init__(self, service: IntakeService, storage: Storage, settings: Settings) -> None:
+        self.service = service
+        self.storage = storage
+        self.settings = settings
+        # chat id -> id of the newest message with inline buttons (to retire stale keyboards)
+        self.keyboards: dict[int, int] = {}
+        # chats whose "share my phone number" keyboard is showing
+        self.contact_keyboards: set[int] = set()
+        self.bot_username: str | None = None
+        self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+
+    def attach(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Remember the application (for jobs and the bot's username)."""
+        self.application = application
+
+    # -- helpers
+
+    def is_admin(self, user_id: int | None) -> bool:
+        """Whether this Telegram user belongs to the coordination team."""
+        return user_id is not None and user_id in self.settings.admin_ids
+
+    async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> None:
+        """Send replies in order, retiring the previous keyboard when a new one appears."""
+        bot = context.bot
+        for reply in replies:
+            if reply.buttons or reply.request_contact_label:
+                old = self.keyboards.pop(chat_id, None)
+                if old is not None:
+                    await remove_keyboard(bot, chat_id, old)
+            remove = chat_id in self.contact_keyboards and not reply.buttons and not reply.request_contact_label
+            sent = await send_reply(bot, chat_id, reply, remove_reply_keyboard=remove)
+            if remove:
+                self.contact_keyboards.discard(chat_id)
+            if reply.request_contact_label:
+                self.contact_keyboards.add(chat_id)
+            elif reply.buttons:
+                self.keyboards[chat_id] = sent.message_id
+
+    async def say(self, context: Context, chat_id: int, text: str) -> None:
+        """Send one plain notice."""
+        await self.deliver(context, chat_id, [Reply(text)])
+
+    async def fetch_file(self, context: Context, file: FileInput) -> bytes:
+        """Download a file through getFile, refusing one larger than declared limits."""
+        tg_file = await call_with_retry(lambda: context.bot.get_file(file.file_id), what="getFile")
+        if tg_file.file_size is not None and tg_file.file_size > self.service.survey.uploads.max_file_bytes:
+            raise FileTooBig(file.name)
+        data = await call_with_retry(tg_file.download_as_bytearray, what="download")
+        return bytes(data)
+
+    async def run(self, context: Context, contact: Contact, event: Input) -> Outcome:
+        """One input through the service, with Telegram's file download."""
+
+        async def fetch(file: FileInput) -> bytes:
+            return await self.fetch_file(context, file)
+
+        return await self.service.handle(contact, event, fetch=fetch)
+
+    # -- messages
+
+    async def on_message(self, update: Update, context: Context) -> None:
+        """A new message in a private chat."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        chat_id = message.chat_id
+        tr = get_translator(pick_language(user.language_code))
+        cmd = command_of(message.text or "", context.bot.username)
+        if self.is_admin(user.id):
+            await self.storage.remember_admin(user.id, chat_id, tr.language)
+            if cmd is not None and cmd[0] in admin.CHAT_COMMANDS:
+                await self.deliver(context, chat_id, await admin.chat_command(self, cmd[0], cmd[1], tr))
+                return
+        if cmd is not None and cmd[0] == "start" and cmd[1]:
+            await self.redeem(update, context, cmd[1], tr)
+            return
+        contact = await self.storage.contact_by_telegram_user(user.id)
+        if contact is None:
+            if self.is_admin(user.id):
+                await self.deliver(context, chat_id, admin.admin_welcome(self, tr))
+                return
+            await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+            return
+        if contact.blocked or contact.chat_id != chat_id:
+            await self.storage.rebind_chat(contact.id, chat_id)
+        event = message_input(message, context.bot.username)
+        if cmd is not None and cmd[0] == "start":
+            outcome = await self.service.begin(contact)
+        else:
+            await self.remember_answer_message(contact, message, event)
+            outcome = await self.run(context, contact, event)
+        await self.deliver(context, chat_id, outcome.replies)
+
+    async def remember_answer_message(self, contact: Contact, message: Message, event: Input) -> None:
+        """Note which question a typed message answers, so editing it later updates that answer."""
+        if not isinstance(event, TextInput):
+            return
+        _, session = await self.storage.load(contact)
+        if session.cursor and session.mode in (Mode.ASKING, Mode.ADDING_MORE):
+            await self.storage.remember_answer_message(contact.id, message.message_id, session.cursor, message.text)
+
+    async def redeem(self, update: Update, context: Context, token: str, tr: Translator) -> None:
+        """Bind the user to a city through their personal invitation link."""
+        message = update.effective_message
+        user = update.effective_user
+        assert message is not None and user is not None
+        contact = await self.storage.redeem_invitation(
+            token,
+            telegram_user_id=user.id,
+            chat_id=message.chat_id,
+            display_name=user.full_name,
+            language=tr.language,
+            now=self.service.clock(),
+        )
+        if contact is None:
+            existing = await self.storage.contact_by_telegram_user(user.id)
+            _ = tr.t
+            text = _(
+                "This invitation link is not valid (it may have been replaced or withdrawn). "
+                "Please ask the UNESCO GNLC Coordination Team for a new one: {email}",
+                email=self.service.survey.contact_email,
+            )
+            await self.say(context, message.chat_id, text)
+            if existing is not None:
+                await self.deliver(context, message.chat_id, (await self.service.begin(existing)).replies)
+            return
+        city = await self.storage.get_report(contact.report_id)
+        if city is not None:
+            prefill = {"city_name": city.name, "country": city.country}
+            if city.joined:
+                prefill["joined_gnlc"] = city.joined
+            await self.service.prefill(contact, prefill)
+        outcome = await self.service.begin(contact)
+        await self.deliver(context, message.chat_id, outcome.replies)
+
+    async def on_edited(self, update: Update, context: Context) -> None:
+        """The contact edited a message they sent: update the answer it carried."""
+        message = update.edited_message
+        user = update.effective_user
+        if message is None or user is None or message.text is None:
+            return
+        contact = await self.storage.contact_by_telegram_user(user.id)
+        if contact is None:
+            return
+        found = await self.storage.answer_message(contact.id, message.message_id)
+        if found is None:
+            logger.debug("edit of message %s maps to no answer", message.message_id)
+            return
+        question_id, previous = found
+        outcome = await self.run(context, contact, EditInput(question_id, message.text, previous))
+        if not any(isinstance(e, Rejected) for e in outcome.effects):
+            await self.storage.remember_answer_message(contact.id, message.message_id, question_id, message.text)
+        await self.deliver(context, message.chat_id, outcome.replies)
+
+    # -- buttons
+
+    async def on_callback(self, update: Update, context: Context) -> None:
+        """A button press: validate, apply, then tidy the keyboard."""
+        query = update.callback_query
+        user = update.effective_user
+        if query is None or user is None:
+            return
+        tr = get_translator(pick_language(user.language_code))
+        message = query.message if isinstance(query.message, Message) else None
+        event = callbacks.decode(query.data)
+        contact = await self.storage.contact_by_telegram_user(user.id)
+        if event is None or contact is None or message is None:
+            await self.answer(query, tr.t("That button is no longer active."))
+            return
+        outcome = await self.run(context, contact, event)
+        tr = outcome.translator
+        stale = [e for e in outcome.effects if isinstance(e, Rejected) and e.code == "stale_button"]
+        if stale and len(outcome.effects) == 1:
+            await self.answer(query, tr.t("That button is no longer active."))
+            if self.keyboards.get(message.chat_id) != message.message_id:
+                await remove_keyboard(context.bot, message.chat_id, message.message_id)
+            return
+        await self.answer(query, None)
+        replies = list(outcome.replies)
+        first = outcome.effects[0] if outcome.effects else None
+        if (
+            isinstance(first, Ask)
+            and replies
+            and replies[0].question_id == first.question_id
+            and self.keyboards.get(message.chat_id) == message.message_id
+            and getattr(event, "question_id", None) == first.question_id
+            and await edit_reply(context.bot, message.chat_id, message.message_id, replies[0])
+        ):
+            replies = replies[1:]  # the multiple-choice ticks were updated in place
+        await self.deliver(context, message.chat_id, replies)
+        if self.keyboards.get(message.chat_id) != message.message_id:
+            await remove_keyboard(context.bot, message.chat_id, message.message_id)
+
+    async def answer(self, query: CallbackQuery, text: str | None) -> None:
+        """Stop the button's spinner; a too-old query is not worth failing over."""
+        try:
+            await query.answer(text[:200] if text else None)
+        except TelegramError as exc:
+            logger.debug("answerCallbackQuery failed: %s", exc)
+
+    # -- groups, channels and errors
+
+    async def on_not_private(self, update: Update, context: Context) -> None:
+        """The bot works only in private chats: say so once and leave."""
+        chat = update.effective_chat
+        if chat is None or chat.type == ChatType.PRIVATE:
+            return
+        user = update.effective_user
+        tr = get_translator(pick_language(user.language_code if user else None))
+        if chat.type != Chat.CHANNEL:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_message(
+                    chat.id, tr.t("This bot works only in private chats. Please write to it directly.")
+                )
+        try:
+            await context.bot.leave_chat(chat.id)
+        except TelegramError as exc:
+            logger.info("could not leave chat %s: %s", chat.id, exc)
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Log the failure and tell the contact, politely, that their answers are safe."""
+        error = context.error
+        chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+        user = update.effective_user if isinstance(update, Update) else None
+        if isinstance(error, Blocked):
+            logger.info("chat %s blocked the bot", chat_id)
+            if user is not None and (contact := await self._contact_quietly(user.id)) is not None:
+                await self.storage.mark_blocked(contact.id)
+            return
+        tr = get_translator(pick_language(user.language_code if user else None))
+        if isinstance(error, StorageUnavailable):
+            logger.error("database unavailable: %s", error)
+            text = tr.t("Your answer could not be saved just now. Please try again shortly.")
+        else:
+            logger.error("update failed", exc_info=error)
+            text = tr.t("Something went wrong on our side. Your saved answers are safe; please try again.")
+        if chat_id is not None and isinstance(update, Update) and update.effective_chat.type == ChatType.PRIVATE:  # type: ignore[union-attr]
+            try:
+                await send_reply(context.bot, chat_id, Reply(text))
+            except Exception:  # the error reply is best effort; it was already logged
+                logger.debug("error reply failed", exc_info=True)
+
+    async def _contact_quietly(self, user_id: int) -> Contact | None:
+        try:
+            return await self.storage.contact_by_telegram_user(user_id)
+        except StorageUnavailable:
+            return None
+
+
+def uninvited_text(tr: Translator, email: str) -> str:
+    """What someone without an invitation is told."""
+    return tr.t(
+        "This bot collects the Biennial Progress Reports of UNESCO Global Network of Learning Cities members. "
+        "It works with a personal invitation link sent to each city's contact person. "
+        "If you are one and have no link, please write to {email}.",
+        email=email,
+    )

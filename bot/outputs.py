@@ -1,0 +1,209 @@
+"""Replies become Bot API calls: the one small adapter that talks to Telegram.
+
+Rules of this module:
+- HTML parse mode; texts come from `render`, where contact text is already escaped.
+- A text over 4096 characters is split at paragraph, then line, then word boundaries,
+  never inside a tag or an entity.
+- 429 is honoured (`retry_after`), network errors and 5xx are retried with back-off;
+  403 (blocked) is reported to the caller, never retried.
+- Sending happens after the answer is committed; a failed send loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from conversation.render import Reply
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096
+MAX_ATTEMPTS = 5
+_TAG_RE = re.compile(r"</?[a-z]+[^>]*>|&[a-z]+;|&#\d+;")
+
+
+class Blocked(Exception):
+    """The contact blocked the bot (403); stop writing to them."""
+
+
+async def call_with_retry(make_call: Callable[[], Awaitable[T]], *, what: str = "call") -> T:
+    """Run a Bot API call, honouring 429 retry_after and retrying transient failures."""
+    delay = 0.5
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return await make_call()
+        except RetryAfter as exc:
+            wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+            logger.info("%s: flood control, retrying after %s s", what, wait)
+            await asyncio.sleep(float(wait))
+        except Forbidden as exc:
+            raise Blocked(str(exc)) from exc
+        except BadRequest:
+            raise
+        except (TimedOut, NetworkError) as exc:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            logger.info("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8)
+    return await make_call()
+
+
+def visible_length(text: str) -> int:
+    """Characters Telegram counts: the text once tags are parsed and entities decoded."""
+    return len(html.unescape(re.sub(r"</?[a-z]+[^>]*>", "", text)))
+
+
+def split_html(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split a message at sensible boundaries so each part stays within Telegram's limit."""
+    if visible_length(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for para in text.split("\n\n"):
+        candidate = f"{current}\n\n{para}" if current else para
+        if visible_length(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+        current = ""
+        if visible_length(para) <= limit:
+            current = para
+            continue
+        for piece in _split_long(para, limit):
+            parts.append(piece)
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _split_long(para: str, limit: int) -> list[str]:
+    """Split one paragraph by lines, then by words (tags are only used on short lines)."""
+    out: list[str] = []
+    current = ""
+    tokens = [t for line in para.split("\n") for t in [*_words(line), "\n"]][:-1]
+    for token in tokens:
+        candidate = current + token
+        if visible_length(candidate) > limit and current:
+            out.append(current.rstrip())
+            current = token.lstrip()
+        else:
+            current = candidate
+        while visible_length(current) > limit:  # one enormous word: cut between entities
+            cut = _safe_cut(current, limit)
+            out.append(current[:cut])
+            current = current[cut:]
+    if current.strip():
+        out.append(current.rstrip())
+    return out
+
+
+def _words(line: str) -> list[str]:
+    return re.findall(r"\S+\s*|\s+", line) or [line]
+
+
+def _safe_cut(text: str, limit: int) -> int:
+    """An index at most `limit` characters in that does not fall inside a tag or an entity."""
+    cut = min(limit, len(text))
+    for m in _TAG_RE.finditer(text):
+        if m.start() < cut < m.end():
+            return m.start() or m.end()
+    return cut
+
+
+def markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+    """The reply's keyboard: inline buttons, or the 'share my phone number' keyboard."""
+    if reply.request_contact_label:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(reply.request_contact_label, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row] for row in reply.buttons]
+    )
+
+
+async def send_reply(bot: Bot, chat_id: int, reply: Reply, *, remove_reply_keyboard: bool = False) -> Message:
+    """Send one reply (split if needed); returns the last message, which carries the keyboard."""
+    chunks = split_html(reply.text)
+    last: Message | None = None
+    for index, chunk in enumerate(chunks):
+        final = index == len(chunks) - 1
+        keyboard: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = (
+            markup(reply) if final else None
+        )
+        if keyboard is None and remove_reply_keyboard and index == 0:
+            keyboard = ReplyKeyboardRemove()
+        last = await call_with_retry(
+            functools.partial(
+                bot.send_message,
+                chat_id,
+                chunk,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard,
+                disable_web_page_preview=True,
+            ),
+            what="sendMessage",
+        )
+    assert last is not None
+    return last
+
+
+async def edit_reply(bot: Bot, chat_id: int, message_id: int, reply: Reply) -> bool:
+    """Replace a message's text and buttons in place (multi-choice ticks); False if it cannot be."""
+    if visible_length(reply.text) > MAX_TEXT or reply.request_contact_label:
+        return False
+    keyboard = markup(reply)
+    assert keyboard is None or isinstance(keyboard, InlineKeyboardMarkup)
+    try:
+        await call_with_retry(
+            lambda: bot.edit_message_text(
+                reply.text,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard,
+                disable_web_page_preview=True,
+            ),
+            what="editMessageText",
+        )
+    except BadRequest as exc:
+        if "not modified" in str(exc).lower():
+            return True
+        logger.info("could not edit message %s: %s", message_id, exc)
+        return False
+    return True
+
+
+async def remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
+    """Take the buttons off an answered question so they cannot be pressed again."""
+    try:
+        await call_with_retry(
+            lambda: bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None),
+            what="editMessageReplyMarkup",
+        )
+    except BadRequest as exc:  # already removed, or the message is gone: nothing to do
+        logger.debug("keyboard of %s not removed: %s", message_id, exc)

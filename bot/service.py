@@ -1,0 +1,168 @@
+"""The path of one answer, shared by every front end: load, advance, save, then render.
+
+Rules of this module:
+- The engine decides; this module only does the I/O around it.
+- Every change is committed to the database before any reply is produced, so a reply
+  that fails to send never loses an answer.
+- Files are stored by content hash, written atomically, and recorded after they are on disk.
+- Nothing here knows Telegram: files arrive through a `fetch` callback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.storage import Contact, Storage, StorageUnavailable
+from conversation import engine
+from conversation.i18n import Translator, get_translator
+from conversation.model import Survey
+from conversation.render import Renderer, Reply, esc, format_size
+from conversation.state import (
+    Attachment,
+    Effect,
+    FileInput,
+    Input,
+    RemoveFile,
+    Report,
+    Session,
+    StoreFile,
+)
+
+logger = logging.getLogger(__name__)
+
+Fetch = Callable[[FileInput], Awaitable[bytes]]
+Clock = Callable[[], dt.datetime]
+
+
+class FileTooBig(Exception):
+    """The downloaded file turned out larger than its declared size allows."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one input produced: replies to show, in the contact's language."""
+
+    replies: tuple[Reply, ...]
+    session: Session
+    report: Report
+    translator: Translator
+    effects: tuple[Effect, ...] = ()
+
+
+def utc_now() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class IntakeService:
+    """Runs contacts' inputs through the engine with durable storage."""
+
+    def __init__(self, survey: Survey, storage: Storage, files_dir: Path, clock: Clock = utc_now) -> None:
+        self.survey = survey
+        self.storage = storage
+        self.files_dir = files_dir
+        self.clock = clock
+        self.renderer = Renderer(survey)
+
+    async def begin(self, contact: Contact) -> Outcome:
+        """What a contact sees on /start: the introduction, or where they stopped."""
+        report, session = await self.storage.load(contact)
+        step = engine.start(self.survey, report, session)
+        if step.session != session:
+            await self.storage.save(contact, report, step.report, step.session, self.clock())
+        tr = get_translator(step.session.language)
+        replies = tuple(self.renderer.render(step.effects, step.report, step.session, tr))
+        return Outcome(replies, step.session, step.report, tr, step.effects)
+
+    async def handle(self, contact: Contact, event: Input, fetch: Fetch | None = None) -> Outcome:
+        """Apply one input: engine, commit, file work, then the replies."""
+        now = self.clock()
+        report, session = await self.storage.load(contact)
+        labels = get_translator(session.language)
+        step = engine.advance(self.survey, report, session, event, now=now, labels=labels)
+        await self.storage.save(contact, report, step.report, step.session, now)
+        tr = get_translator(step.session.language)
+        replies: list[Reply] = []
+        for effect in step.effects:
+            if isinstance(effect, StoreFile):
+                replies.append(await self._store_file(contact, effect.file, fetch, tr))
+            elif isinstance(effect, RemoveFile):
+                replies.append(await self._remove_file(contact, effect.sha256, tr))
+            else:
+                replies.extend(self.renderer.one(effect, step.report, step.session, tr))
+        return Outcome(tuple(replies), step.session, step.report, tr, step.effects)
+
+    async def prefill(self, contact: Contact, answers: dict[str, str]) -> None:
+        """Fill answers the invitation already knows (city, country, joining date) if still empty."""
+        report, session = await self.storage.load(contact)
+        missing = {k: val for k, val in answers.items() if val and not report.answers.get(k)}
+        if not missing:
+            return
+        after = engine.with_status(self.survey, report.model_copy(update={"answers": {**report.answers, **missing}}))
+        await self.storage.save(contact, report, after, session, self.clock())
+
+    # -- files
+
+    async def _store_file(self, contact: Contact, file: FileInput, fetch: Fetch | None, tr: Translator) -> Reply:
+        _ = tr.t
+        if fetch is None:
+            return Reply("⚠️ " + _("Files cannot be received here."))
+        limit = self.survey.uploads.max_file_bytes
+        try:
+            data = await fetch(file)
+        except FileTooBig:
+            return Reply("⚠️ " + _("This file is larger than {limit}.", limit=format_size(tr, limit)))
+        except Exception:  # a download can fail in many ways; the contact can simply resend
+            logger.warning("download of %s failed", file.file_id, exc_info=True)
+            return Reply("⚠️ " + _("The file could not be received. Please send it again."))
+        if len(data) > limit:
+            return Reply("⚠️ " + _("This file is larger than {limit}.", limit=format_size(tr, limit)))
+        sha = hashlib.sha256(data).hexdigest()
+        self._write_blob(sha, data)
+        attachment = Attachment(sha256=sha, name=file.name, mime_type=file.mime_type, size=len(data))
+        added = await self.storage.add_attachment(contact.report_id, contact.id, attachment, self.clock())
+        if not added:
+            return Reply(_("You have already sent this file ({name}); it is kept once.", name=esc(file.name)))
+        count = len(await self.storage.attachments(contact.report_id))
+        return Reply(
+            "📎 "
+            + _(
+                "File saved: {name} ({size}). {count} of {limit} files.",
+                name=esc(file.name),
+                size=format_size(tr, len(data)),
+                count=count,
+                limit=self.survey.uploads.max_files,
+            )
+        )
+
+    def blob_path(self, sha: str) -> Path:
+        """Where a file with this content hash lives."""
+        return self.files_dir / sha[:2] / sha
+
+    def _write_blob(self, sha: str, data: bytes) -> None:
+        path = self.blob_path(sha)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    async def _remove_file(self, contact: Contact, sha: str, tr: Translator) -> Reply:
+        _ = tr.t
+        removed = await self.storage.remove_attachment(contact.report_id, sha)
+        if removed is None:
+            return Reply(_("That file was already removed."))
+        return Reply("🗑 " + _("Removed {name}.", name=esc(removed.name)))
+
+
+__all__ = ["FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]

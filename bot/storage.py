@@ -1,0 +1,1035 @@
+"""Durable storage of reports, contacts and sessions in one SQLite file.
+
+Rules of this module:
+- Every write is one `BEGIN IMMEDIATE … COMMIT` transaction; the bot replies only
+  after `save` returns, so an acknowledged answer is on disk (WAL, synchronous=FULL).
+- A failed write rolls back completely; the database is never left half-updated.
+- `save` writes only the difference between `before` and `after`, so contacts sharing
+  one city's report never overwrite each other's answers to other questions.
+- Every change to answers, status and attachments leaves an `audit` row.
+- Invitation tokens are never stored or logged; only their sha256 is kept.
+- Answers and session contents are never logged (they are personal data).
+- The schema is versioned by `PRAGMA user_version`; `MIGRATIONS` only grows, and
+  applied migrations are never edited.
+- Locked, read-only and full databases raise `StorageUnavailable` (try again later);
+  anything else is a bug and propagates unchanged.
+- One connection per `Storage`, used by one coroutine at a time (an asyncio lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+from pydantic import ValidationError
+
+from conversation.state import AnswerValue, Attachment, Report, ReportStatus, Session
+
+logger = logging.getLogger(__name__)
+
+# Migration i (0-based) takes the schema from user_version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (
+    # v1: reports, contacts, invitations, answers, audit, attachments.
+    """
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        survey_id TEXT NOT NULL,
+        city TEXT NOT NULL,
+        country TEXT NOT NULL,
+        joined TEXT CHECK (joined IS NULL OR joined GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]'),
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'submitted', 'exempt')),
+        submitted_at TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (survey_id, city COLLATE NOCASE, country COLLATE NOCASE)
+    );
+    CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY,
+        report_id INTEGER NOT NULL REFERENCES reports (id),
+        telegram_user_id INTEGER UNIQUE,
+        chat_id INTEGER,
+        console_key TEXT UNIQUE,
+        display_name TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT 'en',
+        session_json TEXT,
+        reminders_paused INTEGER NOT NULL DEFAULT 0 CHECK (reminders_paused IN (0, 1)),
+        blocked INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        CHECK (telegram_user_id IS NOT NULL OR console_key IS NOT NULL)
+    );
+    CREATE INDEX contacts_by_report ON contacts (report_id);
+    CREATE TABLE invitations (
+        id INTEGER PRIMARY KEY,
+        report_id INTEGER NOT NULL REFERENCES reports (id),
+        token_hash TEXT NOT NULL UNIQUE CHECK (length(token_hash) = 64),
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        used_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX invitations_by_report ON invitations (report_id);
+    CREATE TABLE answers (
+        report_id INTEGER NOT NULL REFERENCES reports (id),
+        question_id TEXT NOT NULL,
+        value_json TEXT NOT NULL,
+        updated_by INTEGER REFERENCES contacts (id),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (report_id, question_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        report_id INTEGER NOT NULL REFERENCES reports (id),
+        contact_id INTEGER REFERENCES contacts (id),
+        question_id TEXT,
+        action TEXT NOT NULL,
+        old_json TEXT,
+        new_json TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_report ON audit (report_id, id);
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        report_id INTEGER NOT NULL REFERENCES reports (id),
+        sha256 TEXT NOT NULL,
+        name TEXT NOT NULL,
+        mime_type TEXT,
+        size INTEGER NOT NULL,
+        uploaded_by INTEGER REFERENCES contacts (id),
+        uploaded_at TEXT NOT NULL,
+        telegram_file_unique_id TEXT,
+        UNIQUE (report_id, sha256)
+    );
+    """,
+    # v2: answer languages, edited-message mapping, reminder log, admins.
+    """
+    ALTER TABLE reports ADD COLUMN languages TEXT NOT NULL DEFAULT '';
+    UPDATE reports SET languages = coalesce(
+        (SELECT group_concat(DISTINCT c.language) FROM contacts AS c WHERE c.report_id = reports.id), '')
+    WHERE EXISTS (SELECT 1 FROM answers AS a WHERE a.report_id = reports.id);
+    CREATE TABLE answer_messages (
+        contact_id INTEGER NOT NULL REFERENCES contacts (id),
+        message_id INTEGER NOT NULL,
+        question_id TEXT NOT NULL,
+        text TEXT,
+        PRIMARY KEY (contact_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE reminders_sent (
+        contact_id INTEGER NOT NULL REFERENCES contacts (id),
+        reminder_key TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (contact_id, reminder_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE admins (
+        telegram_user_id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        language TEXT NOT NULL DEFAULT 'en'
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+_MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_STATUS_ACTION = {
+    ReportStatus.OPEN: "reopen",
+    ReportStatus.SUBMITTED: "submit",
+    ReportStatus.EXEMPT: "exempt",
+}
+# Primary SQLite result codes that mean "the database cannot be used right now".
+_UNAVAILABLE_CODES = {
+    sqlite3.SQLITE_BUSY: "database is locked",
+    sqlite3.SQLITE_LOCKED: "database is locked",
+    sqlite3.SQLITE_READONLY: "database is read-only",
+    sqlite3.SQLITE_IOERR: "disk I/O error",
+    sqlite3.SQLITE_FULL: "disk is full",
+    sqlite3.SQLITE_CANTOPEN: "database file cannot be opened",
+}
+_CONTACT_COLUMNS = (
+    "id, report_id, telegram_user_id, chat_id, console_key, display_name, language, reminders_paused, blocked"
+)
+_REPORT_COLUMNS = "id, survey_id, city, country, joined, status, submitted_at, languages"
+
+
+class StorageUnavailable(Exception):
+    """The database is locked, read-only or full; the operation may succeed later."""
+
+
+@dataclass(frozen=True)
+class City:
+    """A member city's report row (without its answers)."""
+
+    id: int
+    survey_id: str
+    name: str
+    country: str
+    joined: str | None
+    status: ReportStatus
+    submitted_at: dt.datetime | None
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A person (Telegram user or console user) working on one city's report."""
+
+    id: int
+    report_id: int
+    telegram_user_id: int | None
+    chat_id: int | None
+    console_key: str | None
+    display_name: str
+    language: str
+    reminders_paused: bool
+    blocked: bool
+
+
+ReportExport = tuple[City, dict[str, AnswerValue], tuple[Attachment, ...]]
+
+
+class Storage:
+    """Async access to the bot's SQLite database."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        """Wrap an open, migrated connection; use `Storage.open` instead."""
+        self._db: aiosqlite.Connection | None = db
+        self._path = path
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, path: Path) -> Storage:
+        """Open (creating if needed) and migrate the database at `path`."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create the directory for database {path}: {exc}") from exc
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            wrapped = _unavailable(exc, path)
+            if wrapped is None:
+                raise
+            raise wrapped from exc
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA busy_timeout = 5000")
+            mode = await _scalar(db, "PRAGMA journal_mode = WAL")
+            if str(mode).lower() != "wal":
+                logger.warning("database %s: journal_mode is %s, not wal", path, mode)
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await _migrate(db, path)
+        except BaseException as exc:
+            await db.close()
+            if isinstance(exc, sqlite3.OperationalError) and (wrapped := _unavailable(exc, path)):
+                raise wrapped from exc
+            raise
+        logger.info("opened database %s (schema v%d)", path, SCHEMA_VERSION)
+        return cls(db, path)
+
+    async def close(self) -> None:
+        """Close the connection; further calls fail."""
+        async with self._lock:
+            if self._db is not None:
+                db, self._db = self._db, None
+                await db.close()
+                logger.info("closed database %s", self._path)
+
+    async def __aenter__(self) -> Storage:
+        """Enter `async with`; the storage is already open."""
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close on leaving `async with`."""
+        await self.close()
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the body in one transaction (IMMEDIATE for writes); roll back on any error."""
+        async with self._lock:
+            db = self._db
+            if db is None:
+                raise RuntimeError("storage is closed")
+            try:
+                await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield db
+                await db.execute("COMMIT")
+            except BaseException as exc:
+                await _rollback(db)
+                if isinstance(exc, sqlite3.OperationalError) and (wrapped := _unavailable(exc, self._path)):
+                    raise wrapped from exc
+                raise
+
+    # ------------------------------------------------------------ reports
+
+    async def find_or_create_report(
+        self, survey_id: str, city: str, country: str, joined: str | None, now: dt.datetime
+    ) -> City:
+        """Return the report of this city (case-insensitive), creating it if needed."""
+        city, country = city.strip(), country.strip()
+        if not city or not country:
+            raise ValueError("city and country must not be empty")
+        if joined is not None and not _MONTH_RE.fullmatch(joined):
+            raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
+        async with self._transaction(write=True) as db:
+            rows = await _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
+            for row in rows:
+                if row["city"].casefold() == city.casefold() and row["country"].casefold() == country.casefold():
+                    if joined is not None and row["joined"] is None:
+                        await db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
+                        return _city(row, joined=joined)
+                    return _city(row)
+            cur = await db.execute(
+                "INSERT INTO reports (survey_id, city, country, joined, created_at) VALUES (?, ?, ?, ?, ?)",
+                (survey_id, city, country, joined, _ts(now)),
+            )
+            report_id = _rowid(cur)
+            logger.info("created report %d for survey %s", report_id, survey_id)
+            created = await _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
+            assert created is not None
+            return _city(created)
+
+    async def get_report(self, report_id: int) -> City | None:
+        """Return the report with this id, or None."""
+        async with self._transaction(write=False) as db:
+            row = await _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
+        return None if row is None else _city(row)
+
+    async def find_reports(self, survey_id: str, query: str) -> list[City]:
+        """Return the cities named `query` (any case), else those whose name contains it."""
+        needle = query.strip().casefold()
+        if not needle:
+            return []
+        cities = await self.list_reports(survey_id)
+        exact = [c for c in cities if c.name.casefold() == needle]
+        return exact or [c for c in cities if needle in c.name.casefold()]
+
+    async def list_reports(self, survey_id: str) -> list[City]:
+        """Return every report of the survey, ordered by city and country."""
+        async with self._transaction(write=False) as db:
+            rows = await _all(
+                db,
+                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?"
+                " ORDER BY city COLLATE NOCASE, country COLLATE NOCASE, id",
+                (survey_id,),
+            )
+        return [_city(row) for row in rows]
+
+    async def reopen(self, report_id: int, now: dt.datetime) -> None:
+        """Set the report back to open (clearing its submission time)."""
+        await self.set_status(report_id, ReportStatus.OPEN, now)
+
+    async def set_status(self, report_id: int, status: ReportStatus, now: dt.datetime) -> None:
+        """Set the report's status; submitted records `now` as its submission time."""
+        status = ReportStatus(status)
+        submitted_at = _ts(now) if status is ReportStatus.SUBMITTED else None
+        async with self._transaction(write=True) as db:
+            row = await _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (report_id,))
+            if row is None:
+                raise LookupError(f"no report with id {report_id}")
+            if row["status"] == status.value:
+                return
+            await db.execute(
+                "UPDATE reports SET status = ?, submitted_at = ? WHERE id = ?", (status.value, submitted_at, report_id)
+            )
+            await _audit(
+                db,
+                report_id,
+                None,
+                None,
+                _STATUS_ACTION[status],
+                _status_json(row["status"], row["submitted_at"]),
+                _status_json(status.value, submitted_at),
+                now,
+            )
+        logger.info("report %d is now %s", report_id, status.value)
+
+    # ------------------------------------------------------------ invitations
+
+    async def create_invitation(self, report_id: int, now: dt.datetime) -> str:
+        """Create an invitation to the report and return its token (only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        async with self._transaction(write=True) as db:
+            await _require_report(db, report_id)
+            cur = await db.execute(
+                "INSERT INTO invitations (report_id, token_hash, created_at) VALUES (?, ?, ?)",
+                (report_id, _token_hash(token), _ts(now)),
+            )
+            invitation_id = _rowid(cur)
+            await _audit(db, report_id, None, None, "invite", None, json.dumps({"invitation": invitation_id}), now)
+        logger.info("created invitation %d for report %d", invitation_id, report_id)
+        return token
+
+    async def redeem_invitation(
+        self,
+        token: str,
+        *,
+        telegram_user_id: int,
+        chat_id: int,
+        display_name: str,
+        language: str,
+        now: dt.datetime,
+    ) -> Contact | None:
+        """Bind the Telegram user to the token's report; None if the token is unknown or revoked."""
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            return None
+        at = _ts(now)
+        async with self._transaction(write=True) as db:
+            invitation = await _one(
+                db,
+                "SELECT id, report_id FROM invitations WHERE token_hash = ? AND revoked_at IS NULL",
+                (_token_hash(token),),
+            )
+            if invitation is None:
+                return None
+            invitation_id, report_id = int(invitation["id"]), int(invitation["report_id"])
+            await db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation_id,))
+            existing = await _one(
+                db, "SELECT id, report_id FROM contacts WHERE telegram_user_id = ?", (telegram_user_id,)
+            )
+            if existing is None:
+                cur = await db.execute(
+                    "INSERT INTO contacts (report_id, telegram_user_id, chat_id, display_name, language,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (report_id, telegram_user_id, chat_id, display_name, language, at, at),
+                )
+                contact_id = _rowid(cur)
+            else:
+                contact_id = int(existing["id"])
+                # A different city's report: the old place in the questionnaire no longer applies.
+                reset = int(existing["report_id"]) != report_id
+                await db.execute(
+                    "UPDATE contacts SET report_id = ?, chat_id = ?, display_name = ?, blocked = 0, updated_at = ?,"
+                    " session_json = CASE WHEN ? THEN NULL ELSE session_json END WHERE id = ?",
+                    (report_id, chat_id, display_name, at, reset, contact_id),
+                )
+            await _audit(db, report_id, contact_id, None, "join", None, json.dumps({"invitation": invitation_id}), now)
+            contact = await _contact_by_id(db, contact_id)
+        logger.info("contact %d joined report %d by invitation %d", contact_id, report_id, invitation_id)
+        return contact
+
+    async def revoke_invitation(self, token: str, *, now: dt.datetime | None = None) -> bool:
+        """Revoke one invitation; False if the token is unknown or already revoked."""
+        if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            return False
+        when = now or _utcnow()
+        async with self._transaction(write=True) as db:
+            row = await _one(
+                db,
+                "SELECT id, report_id FROM invitations WHERE token_hash = ? AND revoked_at IS NULL",
+                (_token_hash(token),),
+            )
+            if row is None:
+                return False
+            await db.execute("UPDATE invitations SET revoked_at = ? WHERE id = ?", (_ts(when), row["id"]))
+            await _audit(db, row["report_id"], None, None, "revoke", json.dumps({"invitation": row["id"]}), None, when)
+        logger.info("revoked invitation %d", row["id"])
+        return True
+
+    async def revoke_report_invitations(self, report_id: int, now: dt.datetime) -> int:
+        """Revoke every live invitation of the report; return how many were revoked."""
+        async with self._transaction(write=True) as db:
+            cur = await db.execute(
+                "UPDATE invitations SET revoked_at = ? WHERE report_id = ? AND revoked_at IS NULL",
+                (_ts(now), report_id),
+            )
+            count = max(cur.rowcount, 0)
+            if count:
+                await _audit(db, report_id, None, None, "revoke", json.dumps({"invitations": count}), None, now)
+        logger.info("revoked %d invitations of report %d", count, report_id)
+        return count
+
+    # ------------------------------------------------------------ contacts
+
+    async def contact_by_telegram_user(self, user_id: int) -> Contact | None:
+        """Return the contact bound to this Telegram user, or None."""
+        async with self._transaction(write=False) as db:
+            row = await _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
+        return None if row is None else _contact(row)
+
+    async def console_contact(self, console_key: str, report_id: int, language: str, now: dt.datetime) -> Contact:
+        """Return the console contact with this key on the report, creating or rebinding it."""
+        at = _ts(now)
+        async with self._transaction(write=True) as db:
+            await _require_report(db, report_id)
+            row = await _one(db, "SELECT id, report_id FROM contacts WHERE console_key = ?", (console_key,))
+            if row is None:
+                cur = await db.execute(
+                    "INSERT INTO contacts (report_id, console_key, display_name, language, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (report_id, console_key, console_key, language, at, at),
+                )
+                contact_id = _rowid(cur)
+            else:
+                contact_id = int(row["id"])
+                if int(row["report_id"]) != report_id:
+                    await db.execute(
+                        "UPDATE contacts SET report_id = ?, session_json = NULL, updated_at = ? WHERE id = ?",
+                        (report_id, at, contact_id),
+                    )
+            return await _contact_by_id(db, contact_id)
+
+    async def console_contact_if_exists(self, console_key: str) -> Contact | None:
+        """Return the console contact with this key, or None."""
+        async with self._transaction(write=False) as db:
+            row = await _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE console_key = ?", (console_key,))
+        return None if row is None else _contact(row)
+
+    async def rebind_chat(self, contact_id: int, chat_id: int) -> None:
+        """Record the contact's current private chat and that they can be reached there."""
+        async with self._transaction(write=True) as db:
+            await db.execute(
+                "UPDATE contacts SET chat_id = ?, blocked = 0, updated_at = ? WHERE id = ?",
+                (chat_id, _ts(_utcnow()), contact_id),
+            )
+
+    async def contacts_of_report(self, report_id: int) -> list[Contact]:
+        """Return the report's contacts, oldest first."""
+        async with self._transaction(write=False) as db:
+            rows = await _all(
+                db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE report_id = ? ORDER BY id", (report_id,)
+            )
+        return [_contact(row) for row in rows]
+
+    async def all_contacts(self) -> list[Contact]:
+        """Return every contact, oldest first."""
+        async with self._transaction(write=False) as db:
+            rows = await _all(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY id")
+        return [_contact(row) for row in rows]
+
+    async def set_contact_language(self, contact_id: int, lang: str) -> None:
+        """Set the contact's language (also in their saved session)."""
+        async with self._transaction(write=True) as db:
+            row = await _one(db, "SELECT session_json FROM contacts WHERE id = ?", (contact_id,))
+            if row is None:
+                raise LookupError(f"no contact with id {contact_id}")
+            session_json = row["session_json"]
+            if session_json is not None:
+                session = _session(session_json, lang, contact_id)
+                session_json = session.model_copy(update={"language": lang}).model_dump_json()
+            await db.execute(
+                "UPDATE contacts SET language = ?, session_json = ?, updated_at = ? WHERE id = ?",
+                (lang, session_json, _ts(_utcnow()), contact_id),
+            )
+
+    async def set_reminders_paused(self, contact_id: int, paused: bool) -> None:
+        """Pause or resume reminders for the contact."""
+        await self._set_contact_flag(contact_id, "reminders_paused", paused)
+
+    async def mark_blocked(self, contact_id: int, blocked: bool = True) -> None:
+        """Record that the contact blocked the bot (or unblocked it)."""
+        await self._set_contact_flag(contact_id, "blocked", blocked)
+
+    async def _set_contact_flag(self, contact_id: int, column: str, value: bool) -> None:
+        """Set one boolean column of a contact."""
+        assert column in {"reminders_paused", "blocked"}
+        async with self._transaction(write=True) as db:
+            cur = await db.execute(
+                f"UPDATE contacts SET {column} = ?, updated_at = ? WHERE id = ?",
+                (int(value), _ts(_utcnow()), contact_id),
+            )
+            if cur.rowcount != 1:
+                raise LookupError(f"no contact with id {contact_id}")
+
+    # ------------------------------------------------------------ state
+
+    async def load(self, contact: Contact) -> tuple[Report, Session]:
+        """Return the contact's report and their own session, read in one snapshot."""
+        async with self._transaction(write=False) as db:
+            crow = await _one(db, "SELECT language, session_json FROM contacts WHERE id = ?", (contact.id,))
+            if crow is None:
+                raise LookupError(f"no contact with id {contact.id}")
+            rrow = await _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (contact.report_id,))
+            if rrow is None:
+                raise LookupError(f"no report with id {contact.report_id}")
+            answers = await _answers(db, contact.report_id)
+            attachments = await _attachments(db, contact.report_id)
+        report = Report(
+            answers=answers,
+            status=ReportStatus(rrow["status"]),
+            attachments=attachments,
+            submitted_at=_parse_ts(rrow["submitted_at"]),
+        )
+        if crow["session_json"] is None:
+            return report, Session(language=crow["language"])
+        return report, _session(crow["session_json"], crow["language"], contact.id)
+
+    async def save(self, contact: Contact, before: Report, after: Report, session: Session, now: dt.datetime) -> None:
+        """Commit the answers and status that changed from `before` to `after`, and the session."""
+        at = _ts(now)
+        report_id = contact.report_id
+        changed = sorted(
+            q for q in before.answers.keys() | after.answers.keys() if before.answers.get(q) != after.answers.get(q)
+        )
+        async with self._transaction(write=True) as db:
+            answered = False
+            for question_id in changed:
+                value = after.answers.get(question_id)
+                new_json = None if value is None else _encode(value)
+                row = await _one(
+                    db,
+                    "SELECT value_json FROM answers WHERE report_id = ? AND question_id = ?",
+                    (report_id, question_id),
+                )
+                old_json = None if row is None else str(row["value_json"])
+                if old_json == new_json:
+                    continue
+                if new_json is None:
+                    await db.execute(
+                        "DELETE FROM answers WHERE report_id = ? AND question_id = ?", (report_id, question_id)
+                    )
+                    action = "clear"
+                else:
+                    await db.execute(
+                        "INSERT INTO answers (report_id, question_id, value_json, updated_by, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (report_id, question_id) DO UPDATE SET"
+                        " value_json = excluded.value_json, updated_by = excluded.updated_by,"
+                        " updated_at = excluded.updated_at",
+                        (report_id, question_id, new_json, contact.id, at),
+                    )
+                    action = "answer"
+                    answered = True
+                await _audit(db, report_id, contact.id, question_id, action, old_json, new_json, now)
+            if before.status != after.status or before.submitted_at != after.submitted_at:
+                await _write_status(db, report_id, contact.id, after, now)
+            cur = await db.execute(
+                "UPDATE contacts SET session_json = ?, language = ?, updated_at = ? WHERE id = ?",
+                (session.model_dump_json(), session.language, at, contact.id),
+            )
+            if cur.rowcount != 1:
+                raise LookupError(f"no contact with id {contact.id}")
+            if answered:
+                await _add_language(db, report_id, session.language)
+
+    async def answers_of(self, report_id: int) -> dict[str, AnswerValue]:
+        """Return the report's answers by question id."""
+        async with self._transaction(write=False) as db:
+            return await _answers(db, report_id)
+
+    async def iter_reports_with_answers(self, survey_id: str) -> AsyncIterator[ReportExport]:
+        """Yield (city, answers, attachments) for each report of the survey, one at a time."""
+        last_id = 0
+        while True:
+            async with self._transaction(write=False) as db:
+                row = await _one(
+                    db,
+                    f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ? AND id > ? ORDER BY id LIMIT 1",
+                    (survey_id, last_id),
+                )
+                if row is None:
+                    return
+                city = _city(row)
+                answers = await _answers(db, city.id)
+                attachments = await _attachments(db, city.id)
+            last_id = city.id
+            yield city, answers, attachments
+
+    # ------------------------------------------------------------ attachments
+
+    async def add_attachment(
+        self,
+        report_id: int,
+        contact_id: int,
+        attachment: Attachment,
+        now: dt.datetime,
+        telegram_file_unique_id: str | None = None,
+    ) -> bool:
+        """Record a file for the report; False if a file with that sha256 is already there."""
+        async with self._transaction(write=True) as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO attachments (report_id, sha256, name, mime_type, size, uploaded_by,"
+                " uploaded_at, telegram_file_unique_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    report_id,
+                    attachment.sha256,
+                    attachment.name,
+                    attachment.mime_type,
+                    attachment.size,
+                    contact_id,
+                    _ts(now),
+                    telegram_file_unique_id,
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            await _audit(db, report_id, contact_id, None, "attach", None, attachment.model_dump_json(), now)
+        return True
+
+    async def remove_attachment(
+        self, report_id: int, sha256: str, *, contact_id: int | None = None, now: dt.datetime | None = None
+    ) -> Attachment | None:
+        """Remove the report's file with this sha256 and return it; None if there was none."""
+        when = now or _utcnow()
+        async with self._transaction(write=True) as db:
+            row = await _one(
+                db,
+                "SELECT sha256, name, mime_type, size FROM attachments WHERE report_id = ? AND sha256 = ?",
+                (report_id, sha256),
+            )
+            if row is None:
+                return None
+            attachment = _attachment(row)
+            await db.execute("DELETE FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, sha256))
+            await _audit(db, report_id, contact_id, None, "detach", attachment.model_dump_json(), None, when)
+        return attachment
+
+    async def attachments(self, report_id: int) -> tuple[Attachment, ...]:
+        """Return the report's files in upload order."""
+        async with self._transaction(write=False) as db:
+            return await _attachments(db, report_id)
+
+    # ------------------------------------------------------------ edited messages
+
+    async def remember_answer_message(
+        self, contact_id: int, message_id: int, question_id: str, text: str | None = None
+    ) -> None:
+        """Remember that the contact's message (with this text) answered this question."""
+        async with self._transaction(write=True) as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO answer_messages (contact_id, message_id, question_id, text)"
+                " VALUES (?, ?, ?, ?)",
+                (contact_id, message_id, question_id, text),
+            )
+
+    async def answer_message(self, contact_id: int, message_id: int) -> tuple[str, str | None] | None:
+        """Return the question the contact's message answered and the text it had, or None."""
+        async with self._transaction(write=False) as db:
+            row = await _one(
+                db,
+                "SELECT question_id, text FROM answer_messages WHERE contact_id = ? AND message_id = ?",
+                (contact_id, message_id),
+            )
+        return None if row is None else (str(row["question_id"]), row["text"])
+
+    async def question_for_message(self, contact_id: int, message_id: int) -> str | None:
+        """Return the question the contact's message answered, or None."""
+        async with self._transaction(write=False) as db:
+            row = await _one(
+                db,
+                "SELECT question_id FROM answer_messages WHERE contact_id = ? AND message_id = ?",
+                (contact_id, message_id),
+            )
+        return None if row is None else str(row["question_id"])
+
+    # ------------------------------------------------------------ reminders
+
+    async def reminder_sent(self, contact_id: int, key: str) -> bool:
+        """Return whether this reminder was already sent to the contact."""
+        async with self._transaction(write=False) as db:
+            row = await _one(
+                db, "SELECT 1 FROM reminders_sent WHERE contact_id = ? AND reminder_key = ?", (contact_id, key)
+            )
+        return row is not None
+
+    async def record_reminder(self, contact_id: int, key: str, now: dt.datetime) -> bool:
+        """Record the reminder as sent; True only the first time."""
+        async with self._transaction(write=True) as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO reminders_sent (contact_id, reminder_key, sent_at) VALUES (?, ?, ?)",
+                (contact_id, key, _ts(now)),
+            )
+            return cur.rowcount == 1
+
+    # ------------------------------------------------------------ admins
+
+    async def remember_admin(self, user_id: int, chat_id: int, language: str) -> None:
+        """Remember (or update) an admin's chat for notifications."""
+        async with self._transaction(write=True) as db:
+            await db.execute(
+                "INSERT INTO admins (telegram_user_id, chat_id, language) VALUES (?, ?, ?)"
+                " ON CONFLICT (telegram_user_id) DO UPDATE SET chat_id = excluded.chat_id,"
+                " language = excluded.language",
+                (user_id, chat_id, language),
+            )
+
+    async def admin_chats(self) -> list[tuple[int, int, str]]:
+        """Return (user id, chat id, language) of every admin who started the bot."""
+        async with self._transaction(write=False) as db:
+            rows = await _all(db, "SELECT telegram_user_id, chat_id, language FROM admins ORDER BY telegram_user_id")
+        return [(int(r["telegram_user_id"]), int(r["chat_id"]), str(r["language"])) for r in rows]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _unavailable(exc: sqlite3.OperationalError, path: Path) -> StorageUnavailable | None:
+    """Return a StorageUnavailable for locked/read-only/full errors, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    reason = _UNAVAILABLE_CODES.get(code & 0xFF) if isinstance(code, int) else None
+    if reason is None:
+        text = str(exc).lower()
+        for needle in ("locked", "readonly", "read-only", "full", "disk i/o", "unable to open"):
+            if needle in text:
+                reason = text
+                break
+    if reason is None:
+        return None
+    logger.warning("database %s unavailable: %s (%s)", path, reason, exc)
+    return StorageUnavailable(f"database {path} is unavailable ({reason}: {exc}); try again shortly")
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    """Roll back the open transaction, if any, without raising."""
+    try:
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
+    except (sqlite3.Error, ValueError) as exc:
+        logger.error("rollback failed: %s", exc)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete SQL statements."""
+    statements: list[str] = []
+    buffer = ""
+    for part in script.split(";"):
+        buffer += part + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\r\n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()[:60]!r}")
+    return statements
+
+
+async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Apply the pending migrations in order, in one transaction."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(await _scalar(db, "PRAGMA user_version"))
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database {path} has schema v{version}, newer than this code supports (v{SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _statements(MIGRATIONS[target - 1]):
+                await db.execute(statement)
+            logger.info("database %s: migrated schema to v%d", path, target)
+        if version != SCHEMA_VERSION:
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await _rollback(db)
+        raise
+
+
+async def _one(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+    """Return the first row of a query, or None."""
+    async with db.execute(sql, tuple(params)) as cur:
+        row: sqlite3.Row | None = await cur.fetchone()
+        return row
+
+
+async def _all(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    """Return every row of a query."""
+    async with db.execute(sql, tuple(params)) as cur:
+        return list(await cur.fetchall())
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str) -> Any:
+    """Return the first column of the first row of a query."""
+    row = await _one(db, sql)
+    return None if row is None else row[0]
+
+
+def _rowid(cur: aiosqlite.Cursor) -> int:
+    """Return the rowid of the row just inserted."""
+    if cur.lastrowid is None:
+        raise RuntimeError("INSERT did not report a rowid")
+    return cur.lastrowid
+
+
+async def _require_report(db: aiosqlite.Connection, report_id: int) -> None:
+    """Raise LookupError unless the report exists."""
+    if await _one(db, "SELECT 1 FROM reports WHERE id = ?", (report_id,)) is None:
+        raise LookupError(f"no report with id {report_id}")
+
+
+async def _contact_by_id(db: aiosqlite.Connection, contact_id: int) -> Contact:
+    """Return the contact with this id (which must exist)."""
+    row = await _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE id = ?", (contact_id,))
+    if row is None:
+        raise LookupError(f"no contact with id {contact_id}")
+    return _contact(row)
+
+
+async def _answers(db: aiosqlite.Connection, report_id: int) -> dict[str, AnswerValue]:
+    """Return the report's decoded answers by question id."""
+    rows = await _all(
+        db, "SELECT question_id, value_json FROM answers WHERE report_id = ? ORDER BY question_id", (report_id,)
+    )
+    return {str(row["question_id"]): _decode(row["value_json"]) for row in rows}
+
+
+async def _attachments(db: aiosqlite.Connection, report_id: int) -> tuple[Attachment, ...]:
+    """Return the report's attachments in upload order."""
+    rows = await _all(
+        db,
+        "SELECT sha256, name, mime_type, size FROM attachments WHERE report_id = ? ORDER BY uploaded_at, id",
+        (report_id,),
+    )
+    return tuple(_attachment(row) for row in rows)
+
+
+async def _write_status(
+    db: aiosqlite.Connection, report_id: int, contact_id: int, after: Report, now: dt.datetime
+) -> None:
+    """Store `after`'s status and submission time if they differ from the database's."""
+    row = await _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (report_id,))
+    if row is None:
+        raise LookupError(f"no report with id {report_id}")
+    new_status, new_submitted = after.status.value, _ts_opt(after.submitted_at)
+    if (row["status"], row["submitted_at"]) == (new_status, new_submitted):
+        return
+    await db.execute(
+        "UPDATE reports SET status = ?, submitted_at = ? WHERE id = ?", (new_status, new_submitted, report_id)
+    )
+    await _audit(
+        db,
+        report_id,
+        contact_id,
+        None,
+        _STATUS_ACTION[after.status],
+        _status_json(row["status"], row["submitted_at"]),
+        _status_json(new_status, new_submitted),
+        now,
+    )
+    logger.info("report %d is now %s (contact %d)", report_id, new_status, contact_id)
+
+
+async def _add_language(db: aiosqlite.Connection, report_id: int, language: str) -> None:
+    """Add the language to the report's answer languages if it is not listed yet."""
+    row = await _one(db, "SELECT languages FROM reports WHERE id = ?", (report_id,))
+    if row is None:
+        raise LookupError(f"no report with id {report_id}")
+    languages = _split_languages(row["languages"])
+    if language not in languages:
+        await db.execute("UPDATE reports SET languages = ? WHERE id = ?", (",".join((*languages, language)), report_id))
+
+
+async def _audit(
+    db: aiosqlite.Connection,
+    report_id: int,
+    contact_id: int | None,
+    question_id: str | None,
+    action: str,
+    old_json: str | None,
+    new_json: str | None,
+    now: dt.datetime,
+) -> None:
+    """Append one audit row."""
+    await db.execute(
+        "INSERT INTO audit (report_id, contact_id, question_id, action, old_json, new_json, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (report_id, contact_id, question_id, action, old_json, new_json, _ts(now)),
+    )
+
+
+def _status_json(status: str, submitted_at: str | None) -> str:
+    """Encode a status and submission time for the audit log."""
+    return json.dumps({"status": status, "submitted_at": submitted_at})
+
+
+def _city(row: sqlite3.Row, *, joined: str | None = None) -> City:
+    """Build a City from a reports row (optionally overriding `joined`)."""
+    return City(
+        id=int(row["id"]),
+        survey_id=str(row["survey_id"]),
+        name=str(row["city"]),
+        country=str(row["country"]),
+        joined=joined if joined is not None else row["joined"],
+        status=ReportStatus(row["status"]),
+        submitted_at=_parse_ts(row["submitted_at"]),
+        languages=_split_languages(row["languages"]),
+    )
+
+
+def _contact(row: sqlite3.Row) -> Contact:
+    """Build a Contact from a contacts row."""
+    return Contact(
+        id=int(row["id"]),
+        report_id=int(row["report_id"]),
+        telegram_user_id=row["telegram_user_id"],
+        chat_id=row["chat_id"],
+        console_key=row["console_key"],
+        display_name=str(row["display_name"]),
+        language=str(row["language"]),
+        reminders_paused=bool(row["reminders_paused"]),
+        blocked=bool(row["blocked"]),
+    )
+
+
+def _attachment(row: sqlite3.Row) -> Attachment:
+    """Build an Attachment from an attachments row."""
+    return Attachment(sha256=row["sha256"], name=row["name"], mime_type=row["mime_type"], size=row["size"])
+
+
+def _session(session_json: str, language: str, contact_id: int) -> Session:
+    """Decode a saved session; an unreadable one restarts at the default session."""
+    try:
+        return Session.model_validate_json(session_json)
+    except ValidationError as exc:
+        logger.warning(
+            "contact %d: unreadable saved session, starting afresh (%d errors)", contact_id, exc.error_count()
+        )
+        return Session(language=language)
+
+
+def _split_languages(value: str | None) -> tuple[str, ...]:
+    """Split a comma-separated language list."""
+    return tuple(part for part in (value or "").split(",") if part)
+
+
+def _encode(value: AnswerValue) -> str:
+    """Encode an answer as JSON (a tuple becomes a list)."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode(value_json: str) -> AnswerValue:
+    """Decode a stored answer (a JSON list becomes a tuple)."""
+    value = json.loads(value_json)
+    if isinstance(value, list):
+        return tuple(str(item) for item in value)
+    return str(value)
+
+
+def _token_hash(token: str) -> str:
+    """Return the sha256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def _utcnow() -> dt.datetime:
+    """Return the current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _ts(moment: dt.datetime) -> str:
+    """Format a time for storage (aware times are stored in UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.isoformat()
+
+
+def _ts_opt(moment: dt.datetime | None) -> str | None:
+    """Format an optional time for storage."""
+    return None if moment is None else _ts(moment)
+
+
+def _parse_ts(value: str | None) -> dt.datetime | None:
+    """Parse a stored time."""
+    return None if value is None else dt.datetime.fromisoformat(value)

@@ -1,0 +1,158 @@
+"""Builds the python-telegram-bot Application: handlers, per-chat ordering, commands, start-up.
+
+Rules of this module:
+- Updates of different chats run concurrently; updates of one chat strictly in order.
+- The command menu is registered per language with setMyCommands.
+- Long polling by default; a webhook (with Telegram's secret-token header checked) when
+  WEBHOOK_URL is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.request import HTTPXRequest
+
+from bot.handlers import TelegramFrontEnd
+from bot.outputs import call_with_retry
+from bot.service import IntakeService
+from bot.settings import Settings
+from bot.storage import Storage
+from conversation.i18n import LANGUAGES, get_translator
+from conversation.model import Survey
+
+logger = logging.getLogger(__name__)
+
+
+class PerChatSequential(BaseUpdateProcessor):
+    """Concurrent across chats, strictly ordered within one chat (FIFO locks per chat)."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update once every earlier update of its chat has finished."""
+        key = _chat_key(update)
+        if key is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[key] -= 1
+            if self._waiting[key] == 0:  # forget idle chats so memory stays flat
+                del self._waiting[key]
+                del self._locks[key]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
+def _chat_key(update: object) -> int | None:
+    if isinstance(update, Update):
+        if update.effective_chat is not None:
+            return update.effective_chat.id
+        if update.effective_user is not None:
+            return update.effective_user.id
+    return None
+
+
+def command_menu(language: str) -> list[BotCommand]:
+    """The command list shown in Telegram's menu, in one language."""
+    tr = get_translator(language)
+    _ = tr.t
+    return [
+        BotCommand("start", _("begin or continue the report")),
+        BotCommand("help", _("how to use this bot")),
+        BotCommand("review", _("see all your answers")),
+        BotCommand("edit", _("change any answer")),
+        BotCommand("back", _("go back to the previous question")),
+        BotCommand("skip", _("leave an optional question for now")),
+        BotCommand("progress", _("how far you are")),
+        BotCommand("files", _("your supporting files")),
+        BotCommand("submit", _("send the finished report")),
+        BotCommand("language", _("change the language")),
+        BotCommand("reminders", _("pause or resume deadline reminders")),
+    ]
+
+
+def build_application(
+    settings: Settings, survey: Survey, storage: Storage, service: IntakeService | None = None
+) -> tuple[Application[Any, Any, Any, Any, Any, Any], TelegramFrontEnd]:
+    """The configured Application and the front end whose handlers it runs."""
+    assert settings.bot_token is not None
+    service = service or IntakeService(survey, storage, settings.files_dir)
+    front = TelegramFrontEnd(service, storage, settings)
+    request = HTTPXRequest(connection_pool_size=64, connect_timeout=10, read_timeout=20, write_timeout=30)
+    app = (
+        Application.builder()
+        .token(settings.bot_token.get_secret_value())
+        .base_url(settings.bot_api_base_url)
+        .base_file_url(settings.bot_api_file_url)
+        .request(request)
+        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
+        .concurrent_updates(PerChatSequential())
+        .post_init(lambda application: _post_init(application, front))
+        .build()
+    )
+    private = filters.ChatType.PRIVATE
+    app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, front.on_message))
+    app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, front.on_edited))
+    app.add_handler(CallbackQueryHandler(front.on_callback))
+    app.add_handler(MessageHandler(~private, front.on_not_private))
+    app.add_handler(ChatMemberHandler(front.on_not_private, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_error_handler(front.on_error)
+    front.attach(app)
+    return app, front
+
+
+async def _post_init(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
+    """Register the command menu in every language once the bot is known."""
+    front.bot_username = app.bot.username
+    await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")
+    for language in LANGUAGES:
+        await call_with_retry(
+            functools.partial(app.bot.set_my_commands, command_menu(language), language_code=language),
+            what="setMyCommands",
+        )
+    logger.info("bot @%s ready", app.bot.username)
+
+
+def run_bot(settings: Settings, survey: Survey, storage: Storage) -> None:
+    """Run until interrupted: long polling, or a webhook when WEBHOOK_URL is set."""
+    app, _front = build_application(settings, survey, storage)
+    allowed = Update.ALL_TYPES
+    if settings.webhook_url:
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+        app.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path="telegram",
+            webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
+            secret_token=secret,
+            allowed_updates=allowed,
+        )
+    else:
+        app.run_polling(allowed_updates=allowed)
