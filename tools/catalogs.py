@@ -1,0 +1,102 @@
+"""Translation catalogs: extract the template, merge it into every language, check them.
+
+    python tools/catalogs.py extract   # locales/messages.pot from the code and the questionnaire
+    python tools/catalogs.py update    # extract, then merge new strings into each locales/<lang>/.../messages.po
+    python tools/catalogs.py check     # report missing or broken translations (exit 1 if any)
+    python tools/catalogs.py init LANG # start a catalog for a new language
+
+`.po` files are the source of truth; nothing compiled is committed (the bot reads .po directly).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from conversation.babel_extract import survey_messages  # noqa: E402
+from conversation.i18n import LANGUAGES, LOCALES_DIR, check_catalogs  # noqa: E402
+from conversation.loader import load_survey  # noqa: E402
+
+POT = LOCALES_DIR / "messages.pot"
+KEYWORDS = ["-k", "t", "-k", "n:1,2", "-k", "pt:1c,2", "-k", "npt:1c,2,3"]
+
+
+def pybabel(*args: str) -> None:
+    """Run one pybabel command from the repository root."""
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", *args], cwd=ROOT, check=True)
+
+
+def extract() -> None:
+    """Write the template from the code and the questionnaire."""
+    pybabel(
+        "extract",
+        "-F",
+        "babel.cfg",
+        *KEYWORDS,
+        "--no-wrap",
+        "--sort-by-file",
+        "--project",
+        "gnlc-intake-bot",
+        "--copyright-holder",
+        "GNLC intake bot",
+        "-o",
+        str(POT),
+        ".",
+    )
+
+
+def update() -> None:
+    """Extract, then merge new and changed strings into every language's catalog."""
+    extract()
+    for lang in LANGUAGES:
+        if lang == "en":
+            continue
+        pybabel(
+            "update",
+            "-i",
+            str(POT),
+            "-d",
+            str(LOCALES_DIR),
+            "-D",
+            "messages",
+            "-l",
+            lang,
+            "--no-wrap",
+            "--no-fuzzy-matching",
+            "--ignore-obsolete",
+        )
+
+
+def init(lang: str) -> None:
+    """Start the catalog of a new language."""
+    extract()
+    pybabel("init", "-i", str(POT), "-d", str(LOCALES_DIR), "-D", "messages", "-l", lang, "--no-wrap")
+
+
+def check() -> int:
+    """Print every problem; 1 when there is any."""
+    required = survey_messages(load_survey())
+    problems = check_catalogs(required_messages=required)
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else "check"
+    if command == "extract":
+        extract()
+    elif command == "update":
+        update()
+    elif command == "init" and len(sys.argv) > 2:
+        init(sys.argv[2])
+    elif command == "check":
+        sys.exit(check())
+    else:
+        print(__doc__)
+        sys.exit(2)
