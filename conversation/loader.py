@@ -42,7 +42,7 @@ def load_survey(path: str | Path | None = None) -> Survey:
     except (OSError, UnicodeDecodeError) as exc:
         raise SurveyError(f"{file.name}: cannot read survey file: {exc}") from exc
     survey = parse_survey(text, file.name)
-    logger.info("loaded survey %r from %s: %d sections", survey.id, file, len(survey.sections))
+    logger.debug("loaded survey %r from %s: %d sections", survey.id, file, len(survey.sections))
     return survey
 
 
