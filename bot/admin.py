@@ -145,7 +145,9 @@ def _split_invite(arg: str) -> list[str]:
     return [arg.strip()]
 
 
-async def chat_command(front: TelegramFrontEnd, name: str, arg: str | None, tr: Translator) -> list[Reply]:
+async def chat_command(
+    front: TelegramFrontEnd, chat_id: int, name: str, arg: str | None, tr: Translator
+) -> list[Reply]:
     """Run one coordination-team chat command and say what happened."""
     _ = tr.t
     storage, survey = front.storage, front.service.survey
@@ -179,7 +181,7 @@ async def chat_command(front: TelegramFrontEnd, name: str, arg: str | None, tr: 
             await storage.reopen(city.id, now)
             return [Reply(_("The report of {city} can be changed again.", city=esc(city.name)))]
         if name == "export":
-            return [await front.send_export(tr)]
+            return [await front.send_export(chat_id, tr)]
     except AdminError as exc:
         return [Reply("⚠️ " + esc(str(exc)))]
     return []

@@ -3,12 +3,77 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable
 
+from bot.exports import ExportError, export_files, export_reports
+from bot.reminders import ReminderPolicy, send_due
+from bot.service import utc_now
 from bot.settings import Settings
 from bot.storage import Storage
 from conversation.model import Survey
 
 Command = Callable[[argparse.Namespace, Settings, Survey, Storage], Awaitable[int]]
 
-COMMANDS: dict[str, Command] = {}
+
+def policy_from(settings: Settings, survey: Survey) -> ReminderPolicy:
+    """The reminder policy the settings describe."""
+    return ReminderPolicy(
+        deadline=settings.deadline or survey.deadline,
+        days_before=settings.reminder_days,
+        hour=settings.reminder_hour,
+        timezone=settings.timezone,
+        accept_late=settings.accept_late_submissions,
+    )
+
+
+async def cmd_remind(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Send the reminders due now, then exit (for cron-style hosting)."""
+    if settings.bot_token is None:
+        sys.stderr.write("error: BOT_TOKEN is needed to send reminders\n")
+        return 2
+    from telegram import Bot
+
+    from bot.outputs import send_reply
+
+    async with Bot(
+        settings.bot_token.get_secret_value(),
+        base_url=settings.bot_api_base_url,
+        base_file_url=settings.bot_api_file_url,
+    ) as bot:
+        result = await send_due(
+            storage,
+            survey,
+            policy_from(settings, survey),
+            utc_now(),
+            lambda chat_id, reply: send_reply(bot, chat_id, reply),
+        )
+    sys.stdout.write(
+        f"reminders: {result.sent} sent, {result.blocked} blocked, {result.failed} failed, {result.skipped} skipped\n"
+    )
+    return 0 if result.failed == 0 else 1
+
+
+async def cmd_export(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Write every report to a CSV, XLSX or JSON file."""
+    try:
+        count = await export_reports(storage, survey, args.format, args.output, header_language=args.header_language)
+    except ExportError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stdout.write(f"exported {count} report(s) to {args.output}\n")
+    return 0
+
+
+async def cmd_export_files(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
+    """Write every attachment to a ZIP file, a folder per city."""
+    try:
+        count = await export_files(storage, survey, settings.files_dir, args.output)
+    except ExportError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stdout.write(f"exported {count} file(s) to {args.output}\n")
+    return 0
+
+
+COMMANDS: dict[str, Command] = {"remind": cmd_remind, "export": cmd_export, "export-files": cmd_export_files}

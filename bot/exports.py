@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Literal, TypeVar, get_args
 
@@ -319,10 +319,14 @@ async def _write_xlsx(
     ws.append(_bold_row(ws, ids))
     ws.append(_bold_row(ws, column_titles(survey, labels)))
     count = 0
-    async for export in reports:
-        row = _row(survey, columns, export, sizes)
-        ws.append([_xlsx_cell(value, export[0], column) for value, column in zip(row, ids, strict=True)])
-        count += 1
+    try:
+        async for export in reports:
+            row = _row(survey, columns, export, sizes)
+            ws.append([_xlsx_cell(value, export[0], column) for value, column in zip(row, ids, strict=True)])
+            count += 1
+    except BaseException:
+        _discard(ws)
+        raise
 
     def save() -> None:
         with tmp.open("wb") as fh:
@@ -331,6 +335,16 @@ async def _write_xlsx(
 
     await asyncio.to_thread(save)
     return count
+
+
+def _discard(ws: WriteOnlyWorksheet) -> None:
+    """Close an unfinished write-only sheet and remove the rows openpyxl spooled to disk."""
+    with suppress(Exception):
+        ws.close()
+    writer = getattr(ws, "_writer", None)
+    if writer is not None:
+        with suppress(Exception):
+            writer.cleanup()
 
 
 def _json_object(survey: Survey, columns: Sequence[Question], export: ReportExport) -> dict[str, object]:

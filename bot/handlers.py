@@ -10,24 +10,29 @@ Rules of this module:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from telegram import CallbackQuery, Chat, Message, Update
+from telegram import CallbackQuery, Chat, InputFile, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import admin
+from bot.exports import export_reports
 from bot.inputs import command_of, message_input
-from bot.outputs import Blocked, call_with_retry, edit_reply, remove_keyboard, send_reply
-from bot.service import FileTooBig, IntakeService, Outcome
+from bot.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
+from bot.receipt import receipt_filename, render_receipt
+from bot.service import Blocked, FileTooBig, IntakeService, Outcome
 from bot.settings import Settings
 from bot.storage import Contact, Storage, StorageUnavailable
 from conversation import callbacks
 from conversation.i18n import Translator, get_translator, pick_language
-from conversation.render import Reply
-from conversation.state import Ask, EditInput, FileInput, Input, Mode, Rejected, TextInput
+from conversation.render import Reply, esc
+from conversation.state import Ask, EditInput, FileInput, Input, Mode, Notice, Rejected, TextInput
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +114,7 @@ class TelegramFrontEnd:
         if self.is_admin(user.id):
             await self.storage.remember_admin(user.id, chat_id, tr.language)
             if cmd is not None and cmd[0] in admin.CHAT_COMMANDS:
-                await self.deliver(context, chat_id, await admin.chat_command(self, cmd[0], cmd[1], tr))
+                await self.deliver(context, chat_id, await admin.chat_command(self, chat_id, cmd[0], cmd[1], tr))
                 return
         if cmd is not None and cmd[0] == "start" and cmd[1]:
             await self.redeem(update, context, cmd[1], tr)
@@ -126,10 +131,79 @@ class TelegramFrontEnd:
         event = message_input(message, context.bot.username)
         if cmd is not None and cmd[0] == "start":
             outcome = await self.service.begin(contact)
+        elif cmd is not None and cmd[0] == "reminders":
+            await self.toggle_reminders(context, contact)
+            return
         else:
             await self.remember_answer_message(contact, message, event)
             outcome = await self.run(context, contact, event)
         await self.deliver(context, chat_id, outcome.replies)
+        await self.after_submission(context, contact, outcome)
+
+    async def toggle_reminders(self, context: Context, contact: Contact) -> None:
+        """/reminders: pause or resume deadline reminders for this contact."""
+        paused = not contact.reminders_paused
+        await self.storage.set_reminders_paused(contact.id, paused)
+        _, session = await self.storage.load(contact)
+        _ = get_translator(session.language).t
+        text = (
+            _("Deadline reminders are paused. Send /reminders again to resume them.")
+            if paused
+            else _("Deadline reminders are on again.")
+        )
+        if contact.chat_id is not None:
+            await self.say(context, contact.chat_id, text)
+
+    async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
+        """Send the contact a readable copy of the report and tell the coordination team."""
+        if not any(isinstance(e, Notice) and e.code == "submitted" for e in outcome.effects):
+            return
+        city = await self.storage.get_report(contact.report_id)
+        if city is None or contact.chat_id is None:
+            return
+        now = self.service.clock()
+        tr = outcome.translator
+        document = render_receipt(self.service.survey, city.name, city.country, outcome.report, tr, generated_at=now)
+        try:
+            await call_with_retry(
+                functools.partial(
+                    context.bot.send_document,
+                    contact.chat_id,
+                    document=InputFile(document, filename=receipt_filename(city.name)),
+                    caption=tr.t("A copy of your submitted report."),
+                ),
+                what="sendDocument",
+            )
+        except TelegramError as exc:  # the report is stored; the copy can be asked for again with /review
+            logger.warning("receipt for report %s not sent: %s", contact.report_id, exc)
+        for _user_id, chat_id, language in await self.storage.admin_chats():
+            admin_tr = get_translator(language)
+            text = admin_tr.t(
+                "✅ {city} ({country}) submitted its Biennial Progress Report.",
+                city=esc(city.name),
+                country=esc(city.country),
+            )
+            try:
+                await send_reply(context.bot, chat_id, Reply(text))
+            except (TelegramError, Blocked) as exc:
+                logger.info("admin chat %s not notified: %s", chat_id, exc)
+
+    async def send_export(self, chat_id: int, tr: Translator) -> Reply:
+        """Send the coordination team every report as a spreadsheet, in the chat."""
+        assert self.application is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "gnlc-reports.xlsx"
+            count = await export_reports(self.storage, self.service.survey, "xlsx", path, header_language=tr.language)
+            data = path.read_bytes()
+        await call_with_retry(
+            functools.partial(
+                self.application.bot.send_document,
+                chat_id,
+                document=InputFile(data, filename="gnlc-reports.xlsx"),
+            ),
+            what="sendDocument",
+        )
+        return Reply(tr.n("{count} report exported.", "{count} reports exported.", count))
 
     async def remember_answer_message(self, contact: Contact, message: Message, event: Input) -> None:
         """Note which question a typed message answers, so editing it later updates that answer."""

@@ -31,6 +31,7 @@ from telegram import (
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot.service import Blocked
 from conversation.render import Reply
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,6 @@ T = TypeVar("T")
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096
 MAX_ATTEMPTS = 5
 _TAG_RE = re.compile(r"</?[a-z]+[^>]*>|&[a-z]+;|&#\d+;")
-
-
-class Blocked(Exception):
-    """The contact blocked the bot (403); stop writing to them."""
 
 
 async def call_with_retry(make_call: Callable[[], Awaitable[T]], *, what: str = "call") -> T:

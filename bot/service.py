@@ -40,6 +40,10 @@ Fetch = Callable[[FileInput], Awaitable[bytes]]
 Clock = Callable[[], dt.datetime]
 
 
+class Blocked(Exception):
+    """The contact blocked the bot (Telegram's 403); stop writing to them."""
+
+
 class FileTooBig(Exception):
     """The downloaded file turned out larger than its declared size allows."""
 
@@ -63,7 +67,10 @@ def utc_now() -> dt.datetime:
 class IntakeService:
     """Runs contacts' inputs through the engine with durable storage."""
 
-    def __init__(self, survey: Survey, storage: Storage, files_dir: Path, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, survey: Survey, storage: Storage, files_dir: Path, clock: Clock = utc_now, *, accept_late: bool = True
+    ) -> None:
+        self.accept_late = accept_late
         self.survey = survey
         self.storage = storage
         self.files_dir = files_dir
@@ -85,7 +92,7 @@ class IntakeService:
         now = self.clock()
         report, session = await self.storage.load(contact)
         labels = get_translator(session.language)
-        step = engine.advance(self.survey, report, session, event, now=now, labels=labels)
+        step = engine.advance(self.survey, report, session, event, now=now, labels=labels, accept_late=self.accept_late)
         await self.storage.save(contact, report, step.report, step.session, now)
         tr = get_translator(step.session.language)
         replies: list[Reply] = []
@@ -165,4 +172,4 @@ class IntakeService:
         return Reply("🗑 " + _("Removed {name}.", name=esc(removed.name)))
 
 
-__all__ = ["FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]
+__all__ = ["Blocked", "FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     reminder_hour: int = Field(default=9, ge=0, le=23)
     timezone: str = "UTC"
     accept_late_submissions: bool = True
+    reminders_enabled: bool = True
+    reminder_check_seconds: int = Field(default=600, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

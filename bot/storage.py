@@ -747,6 +747,11 @@ class Storage:
 
     # ------------------------------------------------------------ admins
 
+    async def forget_reminder(self, contact_id: int, key: str) -> None:
+        """Release a claimed reminder whose send failed, so a later run retries it."""
+        async with self._transaction(write=True) as db:
+            await db.execute("DELETE FROM reminders_sent WHERE contact_id = ? AND reminder_key = ?", (contact_id, key))
+
     async def remember_admin(self, user_id: int, chat_id: int, language: str) -> None:
         """Remember (or update) an admin's chat for notifications."""
         async with self._transaction(write=True) as db:

@@ -22,18 +22,22 @@ from telegram.ext import (
     BaseUpdateProcessor,
     CallbackQueryHandler,
     ChatMemberHandler,
+    ContextTypes,
     MessageHandler,
     filters,
 )
 from telegram.request import HTTPXRequest
 
+from bot.cli_extra import policy_from
 from bot.handlers import TelegramFrontEnd
-from bot.outputs import call_with_retry
+from bot.outputs import call_with_retry, send_reply
+from bot.reminders import send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
 from conversation.i18n import LANGUAGES, get_translator
 from conversation.model import Survey
+from conversation.render import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +107,9 @@ def build_application(
 ) -> tuple[Application[Any, Any, Any, Any, Any, Any], TelegramFrontEnd]:
     """The configured Application and the front end whose handlers it runs."""
     assert settings.bot_token is not None
-    service = service or IntakeService(survey, storage, settings.files_dir)
+    service = service or IntakeService(
+        survey, storage, settings.files_dir, accept_late=settings.accept_late_submissions
+    )
     front = TelegramFrontEnd(service, storage, settings)
     request = HTTPXRequest(connection_pool_size=64, connect_timeout=10, read_timeout=20, write_timeout=30)
     app = (
@@ -125,6 +131,17 @@ def build_application(
     app.add_handler(ChatMemberHandler(front.on_not_private, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(front.on_error)
     front.attach(app)
+    if app.job_queue is not None and settings.reminders_enabled:
+        policy = policy_from(settings, survey)
+
+        async def remind(context: ContextTypes.DEFAULT_TYPE) -> None:
+            async def send(chat_id: int, reply: Reply) -> None:
+                await send_reply(context.bot, chat_id, reply)
+
+            await send_due(storage, survey, policy, service.clock(), send)
+
+        # The database records what was sent, so a restart simply resumes this schedule.
+        app.job_queue.run_repeating(remind, interval=settings.reminder_check_seconds, first=5, name="reminders")
     return app, front
 
 

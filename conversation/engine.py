@@ -155,10 +155,17 @@ def start(survey: Survey, report: Report, session: Session) -> Step:
 
 
 def advance(
-    survey: Survey, report: Report, session: Session, event: Input, *, now: dt.datetime, labels: Labels
+    survey: Survey,
+    report: Report,
+    session: Session,
+    event: Input,
+    *,
+    now: dt.datetime,
+    labels: Labels,
+    accept_late: bool = True,
 ) -> Step:
-    """Apply one input to the saved state."""
-    return _Turn(survey, report, session, now, labels).handle(event)
+    """Apply one input to the saved state (`accept_late`: may a report be submitted after the deadline)."""
+    return _Turn(survey, report, session, now, labels, accept_late).handle(event)
 
 
 def with_status(survey: Survey, report: Report) -> Report:
@@ -205,7 +212,10 @@ def _done_notice(survey: Survey, report: Report) -> Notice:
 class _Turn:
     """One input's worth of transitions; holds the evolving state while it is built."""
 
-    def __init__(self, survey: Survey, report: Report, session: Session, now: dt.datetime, labels: Labels) -> None:
+    def __init__(
+        self, survey: Survey, report: Report, session: Session, now: dt.datetime, labels: Labels, accept_late: bool
+    ) -> None:
+        self.accept_late = accept_late
         self.survey = survey
         self.report = report
         self.session = session
@@ -670,7 +680,16 @@ class _Turn:
         else:
             self.reask()
 
+    def too_late(self) -> bool:
+        """Whether the deadline has passed and late reports are refused."""
+        if self.accept_late or self.now.date() <= self.survey.deadline:
+            return False
+        self.reject("deadline_passed", deadline=self.survey.deadline)
+        return True
+
     def cmd_submit(self, arg: str | None) -> None:
+        if self.too_late():
+            return
         missing = missing_required(self.survey, self.report)
         if missing:
             self.reject("missing_required", questions=tuple(q.id for q in missing))
@@ -681,6 +700,8 @@ class _Turn:
     def cmd_confirm_submit(self, arg: str | None) -> None:
         if self.session.mode != Mode.CONFIRM_SUBMIT:
             self.reject("stale_button")
+            return
+        if self.too_late():
             return
         if missing_required(self.survey, self.report):
             self.cmd_submit(None)

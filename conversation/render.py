@@ -394,6 +394,10 @@ class Renderer:
             "required": _("This question is required and cannot be skipped."),
             "at_start": _("There is no earlier question to go back to."),
             "not_applicable": _("That question does not apply given your earlier answers."),
+            "deadline_passed": _(
+                "The deadline has passed and reports can no longer be submitted here. "
+                "Please contact the coordination team."
+            ),
             "unsupported": _("I cannot use this kind of message here. Please send text, a button choice or a file."),
         }
         return messages.get(code, _("That could not be used. Please try again."))
