@@ -100,7 +100,8 @@ def status_lines(rows: list[CityProgress], tr: Translator) -> list[str]:
         "submitted": _("Submitted"),
         "exempt": _("Exempt this cycle"),
     }
-    lines = [f"<b>{esc(_('Reports'))}</b>"]
+    heading = _("Reports")
+    lines = [f"<b>{esc(heading)}</b>"]
     lines += [f"{esc(labels[s])}: {counts.get(s, 0)}" for s in labels]
     for state in ("not_started", "in_progress"):
         behind = sorted((r for r in rows if r.state == state), key=lambda r: r.answered)

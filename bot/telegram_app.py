@@ -120,7 +120,7 @@ def build_application(
         .request(request)
         .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
-        .post_init(lambda application: _post_init(application, front))
+        .post_init(lambda application: on_startup(application, front))
         .build()
     )
     private = filters.ChatType.PRIVATE
@@ -145,7 +145,7 @@ def build_application(
     return app, front
 
 
-async def _post_init(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
+async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
     """Register the command menu in every language once the bot is known."""
     front.bot_username = app.bot.username
     await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")

@@ -532,7 +532,8 @@ class Renderer:
 
     def review(self, report: Report, tr: Translator) -> Reply:
         _ = tr.t
-        lines = [f"<b>{esc(_('Your answers'))}</b>"]
+        heading = _("Your answers")
+        lines = [f"<b>{esc(heading)}</b>"]
         for section in self.survey.sections:
             lines.append("")
             lines.append(f"<b>{esc(tr.gettext(section.title))}</b>")

@@ -254,7 +254,7 @@ async def test_csv_second_header_row_only_for_other_languages(
     fr = get_translator("fr")
     assert rows[0] == column_ids(survey)
     assert rows[1] == [spreadsheet_cell(t) for t in column_titles(survey, fr)]
-    assert rows[1][0] == fr.t("City")
+    assert rows[1][0] == fr.t("Name of city")
     assert rows[1][5] == fr.gettext(survey.questions[0].text)
     assert len(rows) == 5
     assert rows[2][0] == "Hamburg"

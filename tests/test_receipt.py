@@ -160,7 +160,7 @@ def test_unanswered_questions_are_marked(survey: Survey) -> None:
     not_answered = esc(tr.t("(not answered)"))
     assert page.count(not_answered) == len(engine.applicable(survey, report)) - 2 - 1  # -1: the upload question
     assert esc(tr.t("no files")) in page
-    assert esc(tr.t("Not yet submitted")) in page
+    assert esc(tr.t("In progress")) in page
     assert esc(tr.t("Submitted on")) not in page
     # Branch questions only appear once their condition holds.
     assert 'id="q-strategy_adoption_date"' not in page
@@ -172,7 +172,7 @@ def test_exempt_status_and_time_zone(survey: Survey) -> None:
     report = Report(answers={"joined_gnlc": "2020-10"}, status=ReportStatus.EXEMPT)
     page = render_receipt(survey, "Nice", "France", report, tr, generated_at=GENERATED, tz="Europe/Paris")
     text = page.decode("utf-8")
-    assert "Not due in this reporting cycle" in text
+    assert "Exempt this cycle" in text
     assert esc(tr.format_datetime(GENERATED, "Europe/Paris", "long")) in text
 
 

@@ -65,11 +65,10 @@ import threading
 import time
 import urllib.parse
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 __all__ = [
     "DEFAULT_ALLOWED_UPDATES",
@@ -464,7 +463,7 @@ def parse_html(text: str, *, strict_entities: bool = True) -> tuple[str, list[di
             if strict_entities:
                 raise EntityParseError(
                     f'Unescaped "&" at byte offset {_byte_offset(text, i)}; only &lt;, &gt;, &amp;, &quot; '
-                    "and numeric character references terminated by \";\" are supported"
+                    'and numeric character references terminated by ";" are supported'
                 )
         if c != "<":
             out.append(c)
@@ -515,7 +514,7 @@ def parse_html(text: str, *, strict_entities: bool = True) -> tuple[str, list[di
                     raise EntityParseError(f'Unclosed start tag "{tag}" at byte offset {_byte_offset(text, begin)}')
                 if text[i] not in "'\"":
                     token_begin = i
-                    while i < n and (text[i].isalnum() or text[i] in ".-"):
+                    while i < n and ((text[i].isascii() and text[i].isalnum()) or text[i] in ".-"):
                         i += 1
                     value = text[token_begin:i].lower()
                     if i < n and text[i] not in _SPACES and text[i] != ">":
@@ -686,8 +685,8 @@ def parse_markdown(text: str) -> tuple[str, list[dict[str, Any]]]:
             if i != lang_end and lang_end < n and text[lang_end] != "`":
                 language = text[i:lang_end]
                 i = lang_end
-            if at(i) in "\r\n" and at(i) != "\0":
-                i += 2 if at(i + 1) in "\r\n" and at(i + 1) != "\0" and at(i) != at(i + 1) else 1
+            if at(i) in "\r\n":
+                i += 2 if at(i + 1) in "\r\n" and at(i) != at(i + 1) else 1
         offset = utf16
         while i < n and (text[i] != end_char or (is_pre and not (at(i + 1) == "`" and at(i + 2) == "`"))):
             out.append(text[i])
@@ -910,6 +909,11 @@ _AUTO_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_AUTO_TYPES = frozenset(
+    {"mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number", "bank_card_number"}
+)
+
+
 def _auto_entities(text: str) -> list[dict[str, Any]]:
     """Entities Telegram detects by itself (simplified)."""
     found: list[dict[str, Any]] = []
@@ -969,7 +973,7 @@ class CallRecord:
     error: str | None = None
     fault: str | None = None
 
-    def int(self, name: str) -> int | None:
+    def int_param(self, name: str) -> int | None:
         value = self.params.get(name)
         try:
             return None if value is None else int(value)
@@ -1275,17 +1279,25 @@ def _json_arg(params: dict[str, str], name: str, error: str) -> Any:
         raise _bad(error) from None
 
 
+def _field_label(name: str, prefix: str) -> str:
+    return f'{prefix}Field "{name}"' if prefix else f'field "{name}"'
+
+
+def _missing_field(name: str, prefix: str) -> ApiError:
+    return _bad(f'{prefix}Can\'t find field "{name}"' if prefix else f'can\'t find field "{name}"')
+
+
 def _field_str(obj: dict[str, Any], name: str, prefix: str, *, required: bool = False) -> str | None:
     if name not in obj:
         if required:
-            raise _bad(f'{prefix}Can\'t find field "{name}"')
+            raise _missing_field(name, prefix)
         return None
     value = obj[name]
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return json.dumps(value)
-    raise _bad(f'{prefix}Field "{name}" must be of type String')
+    raise _bad(f"{_field_label(name, prefix)} must be of type String")
 
 
 def _field_bool(obj: dict[str, Any], name: str, prefix: str) -> bool | None:
@@ -1293,25 +1305,23 @@ def _field_bool(obj: dict[str, Any], name: str, prefix: str) -> bool | None:
         return None
     value = obj[name]
     if not isinstance(value, bool):
-        raise _bad(f'{prefix}field "{name}" must be of type Boolean' if not prefix else f'{prefix}Field "{name}" must be of type Boolean')
+        raise _bad(f"{_field_label(name, prefix)} must be of type Boolean")
     return value
 
 
 def _field_int(obj: dict[str, Any], name: str, prefix: str, *, required: bool = False) -> int | None:
     if name not in obj:
         if required:
-            raise _bad(f'{prefix}Can\'t find field "{name}"' if prefix else f'can\'t find field "{name}"')
+            raise _missing_field(name, prefix)
         return None
     value = obj[name]
-    if isinstance(value, bool):
-        raise _bad(f'{prefix}Field "{name}" must be a valid Number')
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
         return int(value)
-    raise _bad(f'{prefix}Field "{name}" must be a valid Number')
+    raise _bad(f"{_field_label(name, prefix)} must be a valid Number")
 
 
 def _deep(value: T) -> T:
@@ -1336,7 +1346,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def setup(self) -> None:
@@ -1656,7 +1666,8 @@ class FakeBotAPI:
         return self._json_outcome(error.error_code, error.payload())
 
     def _handle_http(self, raw_path: str, content_type: str, body: bytes) -> _Outcome:
-        self.stats["requests"] += 1
+        with self._lock:
+            self.stats["requests"] += 1
         split = urllib.parse.urlsplit(raw_path)
         path = urllib.parse.unquote(split.path)
         if path.startswith("/file/bot"):
@@ -1858,19 +1869,15 @@ class FakeBotAPI:
             raise _bad("EFFECT_ID_INVALID")
 
     def _format_text(
-        self,
-        params: dict[str, str],
-        text_name: str,
-        entities_name: str,
-        *,
-        limit: int,
-        too_long: str,
-        empty_error: str | None,
-    ) -> tuple[str, list[dict[str, Any]], bool]:
-        """Parse ``text``/``parse_mode``/``entities``; returns (text, entities, was_empty_after_parse)."""
+        self, params: dict[str, str], text_name: str, entities_name: str
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """Apply ``parse_mode`` or the ``entities`` parameter, trim, add automatic entities.
+
+        Length limits and emptiness are checked by the callers (after the chat checks, as Telegram
+        does).
+        """
         raw = _arg(params, text_name)
-        parse_mode = _arg(params, "parse_mode")
-        mode = parse_mode.lower()
+        mode = _arg(params, "parse_mode").lower()
         if mode in ("", "none"):
             text = raw
             entities = self._parse_entities_param(params, entities_name, raw)
@@ -1887,17 +1894,16 @@ class FakeBotAPI:
         else:
             raise _bad("unsupported parse_mode")
         text, entities = self._trim(text, entities)
-        if empty_error is not None and text == "":
-            raise _bad(empty_error)
-        if len(text) > limit:
-            raise _bad(too_long)
-        manual = [e for e in entities if e["type"] not in ("mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number", "bank_card_number")]
-        automatic = _auto_entities(text)
-        occupied = [(e["offset"], e["offset"] + e["length"]) for e in manual if e["type"] in ("code", "pre", "text_link")]
-        automatic = [
-            e for e in automatic if not any(s < e["offset"] + e["length"] and e["offset"] < t for s, t in occupied)
+        manual = [e for e in entities if e["type"] not in _AUTO_TYPES]
+        no_auto = [
+            (e["offset"], e["offset"] + e["length"]) for e in manual if e["type"] in ("code", "pre", "text_link")
         ]
-        return text, _sort_entities(manual + automatic), text == ""
+        automatic = [
+            e
+            for e in _auto_entities(text)
+            if not any(start < e["offset"] + e["length"] and e["offset"] < end for start, end in no_auto)
+        ]
+        return text, _sort_entities(manual + automatic)
 
     @staticmethod
     def _trim(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -1962,7 +1968,9 @@ class FakeBotAPI:
                 user = item.get("user")
                 if user is None:
                     raise _bad(f'{prefix}Can\'t find field "user"')
-                user_id = _field_int(user, "id", "can't parse User: ", required=True) if isinstance(user, dict) else None
+                user_id = (
+                    _field_int(user, "id", "can't parse User: ", required=True) if isinstance(user, dict) else None
+                )
                 if user_id not in self._users:
                     raise _bad("user not found")
                 entity["user"] = _deep(self._users[user_id])
@@ -2068,7 +2076,7 @@ class FakeBotAPI:
         elif action == "web_app":
             web_app = button["web_app"]
             if not isinstance(web_app, dict):
-                raise _bad(f"{prefix}Field \"web_app\" must be of type Object")
+                raise _bad(f'{prefix}Field "web_app" must be of type Object')
             url = _field_str(web_app, "url", prefix, required=True) or ""
             problem = _url_problem(url, https_only=True)
             if problem is not None:
@@ -2121,7 +2129,14 @@ class FakeBotAPI:
                     _field_bool(button, flag, prefix)
                 requests = [
                     key
-                    for key in ("request_contact", "request_location", "request_poll", "request_users", "request_chat", "web_app")
+                    for key in (
+                        "request_contact",
+                        "request_location",
+                        "request_poll",
+                        "request_users",
+                        "request_chat",
+                        "web_app",
+                    )
                     if button.get(key) not in (None, False)
                 ]
                 if len(requests) > 1:
@@ -2308,8 +2323,7 @@ class FakeBotAPI:
             if generation != self._poll_generation:
                 raise ApiError(
                     409,
-                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
-                    "running",
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
                 )
             if self._webhook["url"]:
                 raise ApiError(409, "Conflict: terminated by setWebhook request")
@@ -2390,9 +2404,7 @@ class FakeBotAPI:
         params = req.params
         if _arg(params, "text") == "":
             raise _bad("message text is empty")
-        text, entities, _empty = self._format_text(
-            params, "text", "entities", limit=10**9, too_long="message is too long", empty_error=None
-        )
+        text, entities = self._format_text(params, "text", "entities")
         markup = self._parse_reply_markup(params, inline_only=False)
         preview = self._check_link_preview(params)
         chat = self._resolve_chat(params)
@@ -2413,7 +2425,7 @@ class FakeBotAPI:
 
     # --- media
 
-    _MEDIA_KINDS = {
+    _MEDIA_KINDS: ClassVar[dict[str, tuple[str, str]]] = {
         "sendDocument": ("document", "there is no document in the request"),
         "sendPhoto": ("photo", "there is no photo in the request"),
         "sendVoice": ("voice", "there is no voice in the request"),
@@ -2474,14 +2486,7 @@ class FakeBotAPI:
     def _send_media(self, req: _Req) -> Any:
         params = req.params
         kind, missing = self._MEDIA_KINDS[req.method]
-        caption, caption_entities, _empty = self._format_text(
-            params,
-            "caption",
-            "caption_entities",
-            limit=10**9,
-            too_long="message caption is too long",
-            empty_error=None,
-        )
+        caption, caption_entities = self._format_text(params, "caption", "caption_entities")
         markup = self._parse_reply_markup(params, inline_only=False)
         chat = self._resolve_chat(params)
         self._check_can_write(chat)
@@ -2507,8 +2512,12 @@ class FakeBotAPI:
         if kind == "photo":
             small = self._register_file(stored.content[:1024], kind="photo", mime_type=stored.mime_type)
             return [
-                {**{"file_id": small.file_id, "file_unique_id": small.file_unique_id}, "width": 90, "height": 67,
-                 "file_size": small.file_size},
+                {
+                    **{"file_id": small.file_id, "file_unique_id": small.file_unique_id},
+                    "width": 90,
+                    "height": 67,
+                    "file_size": small.file_size,
+                },
                 {**base, "width": 800, "height": 600, "file_size": stored.file_size},
             ]
         base["file_size"] = stored.file_size
@@ -2584,9 +2593,7 @@ class FakeBotAPI:
         params = req.params
         if _arg(params, "text") == "":
             raise _bad("message text is empty")
-        text, entities, _empty = self._format_text(
-            params, "text", "entities", limit=10**9, too_long="message is too long", empty_error=None
-        )
+        text, entities = self._format_text(params, "text", "entities")
         markup = self._parse_reply_markup(params, inline_only=True)
         self._check_link_preview(params)
         _chat, stored = self._message_for_edit(req)
@@ -2604,14 +2611,7 @@ class FakeBotAPI:
 
     def _m_edit_message_caption(self, req: _Req) -> Any:
         params = req.params
-        caption, entities, _empty = self._format_text(
-            params,
-            "caption",
-            "caption_entities",
-            limit=10**9,
-            too_long="message caption is too long",
-            empty_error=None,
-        )
+        caption, entities = self._format_text(params, "caption", "caption_entities")
         markup = self._parse_reply_markup(params, inline_only=True)
         _chat, stored = self._message_for_edit(req)
         if "text" in stored.data:
@@ -2621,9 +2621,7 @@ class FakeBotAPI:
         same = (stored.data.get("caption") or "") == caption and (stored.data.get("caption_entities") or []) == entities
         if same and stored.data.get("reply_markup") == markup:
             raise self._not_modified()
-        return self._apply_edit(
-            stored, {"caption": caption or None, "caption_entities": entities or None}, markup
-        )
+        return self._apply_edit(stored, {"caption": caption or None, "caption_entities": entities or None}, markup)
 
     def _m_edit_message_reply_markup(self, req: _Req) -> Any:
         markup = self._parse_reply_markup(req.params, inline_only=True)
@@ -2678,8 +2676,8 @@ class FakeBotAPI:
         )
         if query is None or query.answered or expired:
             raise _bad("query is too old and response timeout expired or query ID is invalid")
-        if url:
-            raise _bad("URL_INVALID")
+        if url and not re.match(rf"https?://t\.me/{re.escape(str(self.bot_user['username']))}\?start=", url, re.I):
+            raise _bad("URL_INVALID")  # only t.me/<bot>?start=... (or game URLs, not modelled)
         query.answered = True
         query.answer = {
             "text": text or None,
@@ -2725,7 +2723,7 @@ class FakeBotAPI:
         params = req.params
         commands = _json_arg(params, "commands", "can't parse commands JSON object")
         if commands is None:
-            commands = []
+            raise _bad('parameter "commands" is required')
         if not isinstance(commands, list):
             raise _bad("can't parse commands JSON object")
         if len(commands) > MAX_COMMANDS:
@@ -2891,7 +2889,9 @@ class FakeBotAPI:
         prefix = {"document": "BQAC", "photo": "AgAC", "voice": "AwAC", "sticker": "CAAC", "video": "BAAC"}.get(
             kind, "CQAC"
         )
-        token = "".join(self._id_rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for _ in range(24))
+        token = "".join(
+            self._id_rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for _ in range(24)
+        )
         stored = _File(
             file_id=f"{prefix}AgIAAxkBAA{number:06d}{token}",
             file_unique_id=f"AQAD{number:06d}{token[:6]}",
@@ -3041,7 +3041,9 @@ class FakeBotAPI:
             actor = self._ensure_user(by_user_id, None, None)
             chat = self._ensure_chat(chat_id, chat_type, title=title)
             chat.bot_is_member = True
-            update = self._enqueue("my_chat_member", self._chat_member_update(chat, self.bot_user, "left", "member", actor))
+            update = self._enqueue(
+                "my_chat_member", self._chat_member_update(chat, self.bot_user, "left", "member", actor)
+            )
             return _deep(update)
 
     def remove_bot_from_group(self, chat_id: int, *, by_user_id: int) -> dict[str, Any]:
@@ -3049,7 +3051,9 @@ class FakeBotAPI:
             actor = self._ensure_user(by_user_id, None, None)
             chat = self._chats[chat_id]
             chat.bot_is_member = False
-            update = self._enqueue("my_chat_member", self._chat_member_update(chat, self.bot_user, "member", "kicked", actor))
+            update = self._enqueue(
+                "my_chat_member", self._chat_member_update(chat, self.bot_user, "member", "kicked", actor)
+            )
             return _deep(update)
 
     def _chat_member_update(
@@ -3192,7 +3196,9 @@ class FakeBotAPI:
         """The user sends a file; its bytes are downloadable via getFile + file URL."""
         mime = mime_type or mimetypes.guess_type(file_name)[0] or "application/octet-stream"
         with self._cond:
-            stored = self._register_file(content, kind="document", file_size=file_size, file_name=file_name, mime_type=mime)
+            stored = self._register_file(
+                content, kind="document", file_size=file_size, file_name=file_name, mime_type=mime
+            )
             document = {
                 "file_id": stored.file_id,
                 "file_unique_id": stored.file_unique_id,
@@ -3563,7 +3569,9 @@ class FakeBotAPI:
             return _deep(chat.reply_keyboard) if chat is not None else None
 
     def _new_bot_messages(self, chat_id: int | None, since: int) -> list[BotMessage]:
-        chats = list(self._chats.values()) if chat_id is None else [self._chats[chat_id]] if chat_id in self._chats else []
+        chats = (
+            list(self._chats.values()) if chat_id is None else [self._chats[chat_id]] if chat_id in self._chats else []
+        )
         found = [
             self._snapshot(stored)
             for chat in chats
@@ -3602,7 +3610,7 @@ class FakeBotAPI:
 
     # --- waiting
 
-    def wait_until(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+    def wait_until(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
         """Block until ``predicate()`` is truthy and return its value (``TimeoutError`` otherwise).
 
         Only for bots running in another thread/process: this blocks the calling thread.
@@ -3618,7 +3626,7 @@ class FakeBotAPI:
                     raise TimeoutError(self._timeout_message(timeout))
                 self._cond.wait(min(remaining, 0.05))
 
-    async def async_wait_until(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+    async def async_wait_until(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
         """Like :meth:`wait_until` but yields to the event loop (polls every 10 ms)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -3630,7 +3638,9 @@ class FakeBotAPI:
                 raise TimeoutError(self._timeout_message(timeout))
             await asyncio.sleep(0.01)
 
-    def _bot_messages_predicate(self, chat_id: int | None, count_after: int, count: int) -> Callable[[], list[BotMessage]]:
+    def _bot_messages_predicate(
+        self, chat_id: int | None, count_after: int, count: int
+    ) -> Callable[[], list[BotMessage]]:
         def predicate() -> list[BotMessage]:
             found = self._new_bot_messages(chat_id, count_after)
             return found if len(found) >= count else []
@@ -3654,9 +3664,9 @@ class FakeBotAPI:
     def _call_predicate(self, method: str, since: int, ok: bool | None) -> Callable[[], CallRecord | None]:
         def predicate() -> CallRecord | None:
             for record in self._records[since:]:
-                if record.method.lower() == method.lower() and record.status is not None:
-                    if ok is None or record.ok == ok:
-                        return dataclasses.replace(record, params=_deep(record.params))
+                finished = record.status is not None or record.fault is not None
+                if record.method.lower() == method.lower() and finished and (ok is None or record.ok == ok):
+                    return dataclasses.replace(record, params=_deep(record.params))
             return None
 
         return predicate
@@ -3672,15 +3682,10 @@ class FakeBotAPI:
 
     def _timeout_message(self, timeout: float) -> str:
         with self._lock:
-            recent = [
-                f"{r.method}({r.status}{', ' + r.error if r.error else ''})" for r in self._records[-10:]
-            ]
+            recent = [f"{r.method}({r.status}{', ' + r.error if r.error else ''})" for r in self._records[-10:]]
             pending = len(self._updates)
         return f"condition not met within {timeout}s; last calls: {recent}; pending updates: {pending}"
 
     def __repr__(self) -> str:
         state = f"{self.url}" if self._server is not None else "stopped"
         return f"<FakeBotAPI {state} calls={len(self._records)}>"
-
-    def __iter__(self) -> Iterator[Call]:
-        return iter(self.calls)

@@ -1,0 +1,166 @@
+"""Runs the real bot (python-telegram-bot Application, real HTTP) against the fake Bot API.
+
+`running_bot` starts the fake server on 127.0.0.1, the bot over a real SQLite file, and yields
+a `Harness`; `Person` plays one Telegram user: sends messages, presses buttons, waits for replies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot import admin
+from bot.service import IntakeService
+from bot.settings import Settings
+from bot.storage import Storage
+from bot.telegram_app import build_application, on_startup
+from conversation.loader import load_survey
+from conversation.model import Survey
+from tests.fakes.bot_api import BotMessage, FakeBotAPI
+
+SURVEY = load_survey()
+TIMEOUT = 15.0
+
+
+@dataclass
+class Harness:
+    """A running bot and the fake server it talks to."""
+
+    api: FakeBotAPI
+    app: Any
+    storage: Storage
+    survey: Survey
+    front: Any
+
+    async def invite(self, city: str = "Hamburg", country: str = "Germany", joined: str | None = None) -> str:
+        """A fresh deep-link token for the city."""
+        _, link = await admin.invite(
+            self.storage, self.survey, "gnlc_test_bot", city, country, joined, dt.datetime.now(dt.UTC)
+        )
+        return link.rsplit("start=", 1)[1]
+
+    def person(self, user_id: int, language_code: str = "en") -> Person:
+        """A Telegram user of this test."""
+        return Person(self, user_id, language_code)
+
+
+class Person:
+    """One Telegram user talking to the bot in a private chat."""
+
+    def __init__(self, harness: Harness, user_id: int, language_code: str) -> None:
+        self.h = harness
+        self.api = harness.api
+        self.user_id = user_id
+        self.language_code = language_code
+
+    def texts_since(self, mark: int) -> str:
+        """Everything the bot sent this user since `mark`, as one text."""
+        return "\n".join(m.shown_text or "" for m in self.api.messages_since(mark, self.user_id))
+
+    async def expect(self, mark: int, *wanted: str, timeout: float = TIMEOUT) -> list[BotMessage]:
+        """Wait until every `wanted` text has arrived since `mark`; return the new messages."""
+
+        def arrived() -> list[BotMessage] | None:
+            msgs = self.api.messages_since(mark, self.user_id)
+            text = "\n".join(m.shown_text or "" for m in msgs)
+            return msgs if msgs and all(w in text for w in wanted) else None
+
+        try:
+            return await self.api.async_wait_until(arrived, timeout)
+        except TimeoutError:
+            raise AssertionError(f"waited for {wanted}; got:\n{self.texts_since(mark)}") from None
+
+    async def send(self, text: str, *wanted: str) -> list[BotMessage]:
+        """Type a message and wait for the replies containing `wanted`."""
+        mark = self.api.mark()
+        self.api.send_text(self.user_id, text, language_code=self.language_code)
+        return await self.expect(mark, *wanted)
+
+    async def act(self, action: Callable[[], object], *wanted: str) -> list[BotMessage]:
+        """Do something through the fake server and wait for the replies containing `wanted`."""
+        mark = self.api.mark()
+        action()
+        return await self.expect(mark, *wanted)
+
+    def keyboard_message(self, label: str) -> tuple[BotMessage, str]:
+        """The newest bot message showing a button that starts with `label`, and the exact label."""
+        for message in reversed(self.api.messages(self.user_id)):
+            for button in message.buttons():
+                text = str(button.get("text", ""))
+                if "callback_data" in button and (text == label or text.startswith(label)):
+                    return message, text
+        raise AssertionError(f"no button {label!r} on screen")
+
+    async def press(self, label: str, *wanted: str) -> list[BotMessage]:
+        """Press an inline button by (the start of) its label and wait for `wanted`."""
+        message, exact = self.keyboard_message(label)
+        mark = self.api.mark()
+        self.api.press(self.user_id, message.message_id, button_text=exact)
+        if not wanted:
+            await self.api.async_wait_for_call("answerCallbackQuery", since=mark, timeout=TIMEOUT)
+            return []
+        return await self.expect(mark, *wanted)
+
+    async def answered(self, question_id: str, timeout: float = TIMEOUT) -> object:
+        """Wait until the question has a stored answer (of this user's report) and return it."""
+        contact = await self.h.storage.contact_by_telegram_user(self.user_id)
+        assert contact is not None
+
+        async def stored() -> object:
+            return (await self.h.storage.answers_of(contact.report_id)).get(question_id)
+
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            value = await stored()
+            if value is not None:
+                return value
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{question_id} was never stored")
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    data_dir: Path,
+    *,
+    api: FakeBotAPI | None = None,
+    admin_ids: frozenset[int] = frozenset(),
+    clock: Callable[[], dt.datetime] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Harness]:
+    """Start the fake Bot API (unless given) and the bot; stop both afterwards."""
+    own_api = api is None
+    api = api or FakeBotAPI().start()
+    settings = Settings(
+        bot_token=api.token,  # type: ignore[arg-type]
+        bot_api_base_url=api.base_url,
+        bot_api_file_url=api.base_file_url,
+        data_dir=data_dir,
+        admin_ids=admin_ids,
+        reminders_enabled=False,
+        **overrides,
+    )
+    storage = await Storage.open(settings.database_path)
+    service = IntakeService(SURVEY, storage, settings.files_dir, **({"clock": clock} if clock else {}))
+    app, front = build_application(settings, SURVEY, storage, service)
+    await app.initialize()
+    await on_startup(app, front)
+    await app.start()
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=["message", "edited_message",
+                                                                                  "callback_query", "my_chat_member"])
+    try:
+        yield Harness(api, app, storage, SURVEY, front)
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+        await storage.close()
+        if own_api:
+            api.shutdown()
