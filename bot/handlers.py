@@ -304,6 +304,7 @@ class TelegramFrontEnd:
         await self.deliver(context, message.chat_id, replies)
         if self.keyboards.get(message.chat_id) != message.message_id:
             await remove_keyboard(context.bot, message.chat_id, message.message_id)
+        await self.after_submission(context, contact, outcome)
 
     async def answer(self, query: CallbackQuery, text: str | None) -> None:
         """Stop the button's spinner; a too-old query is not worth failing over."""

@@ -57,7 +57,8 @@ LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 
 #: The babel locale used for formatting, when it differs from the language code.
-BABEL_LOCALES: Mapping[str, str] = {"zh": "zh_Hans_CN"}
+# en_GB writes dates as the form does ("31 December 2021").
+BABEL_LOCALES: Mapping[str, str] = {"en": "en_GB", "zh": "zh_Hans_CN"}
 
 #: gettext Plural-Forms every catalog must declare: (nplurals, plural expression).
 #: These are the GNU gettext / translation-tool conventions. For ar, ru, zh and en

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import admin
-from bot.service import IntakeService
+from bot.service import IntakeService, utc_now
 from bot.settings import Settings
-from bot.storage import Storage
+from bot.storage import Contact, Storage
 from bot.telegram_app import build_application, on_startup
 from conversation.loader import load_survey
 from conversation.model import Survey
@@ -42,6 +42,12 @@ class Harness:
             self.storage, self.survey, "gnlc_test_bot", city, country, joined, dt.datetime.now(dt.UTC)
         )
         return link.rsplit("start=", 1)[1]
+
+    async def contact(self, user_id: int) -> Contact:
+        """The stored contact of a Telegram user (who must be one)."""
+        found = await self.storage.contact_by_telegram_user(user_id)
+        assert found is not None, f"user {user_id} is not a contact"
+        return found
 
     def person(self, user_id: int, language_code: str = "en") -> Person:
         """A Telegram user of this test."""
@@ -138,7 +144,7 @@ async def running_bot(
     own_api = api is None
     api = api or FakeBotAPI().start()
     settings = Settings(
-        bot_token=api.token,  # type: ignore[arg-type]
+        bot_token=api.token,
         bot_api_base_url=api.base_url,
         bot_api_file_url=api.base_file_url,
         data_dir=data_dir,
@@ -147,7 +153,7 @@ async def running_bot(
         **overrides,
     )
     storage = await Storage.open(settings.database_path)
-    service = IntakeService(SURVEY, storage, settings.files_dir, **({"clock": clock} if clock else {}))
+    service = IntakeService(SURVEY, storage, settings.files_dir, clock or utc_now)
     app, front = build_application(settings, SURVEY, storage, service)
     await app.initialize()
     await on_startup(app, front)

@@ -49,7 +49,7 @@ async def contact(storage, city, user_id, language="en", answers=None, status=No
         token, telegram_user_id=user_id, chat_id=user_id, display_name=city, language=language, now=now
     )
     if answers:
-        before, session = await storage.load(c)
+        before, _session = await storage.load(c)
         await storage.save(c, before, Report(answers=answers), Session(language=language), now)
     if status is not None:
         await storage.set_status(report.id, status, now)
@@ -100,7 +100,7 @@ async def test_each_offset_once_per_contact_in_language_skipping_done_cities(sto
 
 
 async def test_blocked_contact_recorded_and_others_reached(storage):
-    a = await contact(storage, "A", 201)
+    await contact(storage, "A", 201)
     await contact(storage, "B", 202)
     out = Outbox(blocked={201})
     result = await send_due(storage, SURVEY, POLICY, at(1), out, rate=1000)

@@ -17,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from babel.messages.pofile import read_po  # noqa: E402
+
 from conversation.babel_extract import survey_messages  # noqa: E402
 from conversation.i18n import LANGUAGES, LOCALES_DIR, check_catalogs  # noqa: E402
 from conversation.loader import load_survey  # noqa: E402
@@ -77,9 +79,16 @@ def init(lang: str) -> None:
     pybabel("init", "-i", str(POT), "-d", str(LOCALES_DIR), "-D", "messages", "-l", lang, "--no-wrap")
 
 
+def template_messages() -> list[str]:
+    """Every msgid of the template (plural entries by their singular)."""
+    with open(POT, "rb") as fh:
+        catalog = read_po(fh)
+    return [m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id]
+
+
 def check() -> int:
     """Print every problem; 1 when there is any."""
-    required = survey_messages(load_survey())
+    required = [*survey_messages(load_survey()), *template_messages()]
     problems = check_catalogs(required_messages=required)
     for p in problems:
         print(p)

@@ -180,6 +180,7 @@ JSON_PARAMS = frozenset(
         "explanation_entities",
     }
 )
+_DEFAULT_MIME = {"voice": "audio/ogg", "audio": "audio/mpeg", "video": "video/mp4", "animation": "video/mp4"}
 FAULT_KINDS = ("429", "500", "502", "drop", "drop_after", "timeout")
 _FAULT_RESPONSES = ("429", "500", "502")
 _TOKEN_RE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
@@ -905,13 +906,98 @@ _AUTO_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mention", re.compile(r"(?<!\w)@[A-Za-z0-9_]{2,32}(?!\w)")),
     ("hashtag", re.compile(r"(?<!\w)#\w*[^\W\d]\w*")),
     ("email", re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?!\w)")),
-    ("url", re.compile(r"(?<![\w@])(?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:/[^\s]*)?", re.ASCII)),
+    (
+        "url",
+        re.compile(
+            r"(?<![\w@])(?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:[/?#]\S*[^\s.,;:!?'\x22)\]])?",
+            re.ASCII,
+        ),
+    ),
 )
 
 
 _AUTO_TYPES = frozenset(
     {"mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number", "bank_card_number"}
 )
+
+
+# Telegram only links bare domains with a real top-level domain ("plan.pdf" is not a link).
+_COMMON_TLDS = frozenset(
+    [
+        "com",
+        "org",
+        "net",
+        "edu",
+        "gov",
+        "int",
+        "info",
+        "io",
+        "me",
+        "app",
+        "dev",
+        "biz",
+        "eu",
+        "de",
+        "fr",
+        "es",
+        "it",
+        "pt",
+        "nl",
+        "be",
+        "ch",
+        "at",
+        "uk",
+        "ru",
+        "ua",
+        "pl",
+        "cz",
+        "se",
+        "no",
+        "fi",
+        "dk",
+        "ie",
+        "gr",
+        "tr",
+        "cn",
+        "jp",
+        "kr",
+        "in",
+        "br",
+        "ar",
+        "mx",
+        "ca",
+        "us",
+        "au",
+        "nz",
+        "za",
+        "ng",
+        "ke",
+        "eg",
+        "ma",
+        "sa",
+        "ae",
+        "il",
+        "ir",
+        "pk",
+        "bd",
+        "id",
+        "my",
+        "sg",
+        "th",
+        "vn",
+        "ph",
+        "org.uk",
+    ]
+)
+
+
+def _looks_like_link(candidate: str) -> bool:
+    if _url_problem(candidate) is not None:
+        return False
+    if re.match(r"https?://", candidate, flags=re.IGNORECASE):
+        return True
+    host = re.split(r"[/:?#]", candidate, maxsplit=1)[0]
+    return host.rsplit(".", 1)[-1].lower() in _COMMON_TLDS
 
 
 def _auto_entities(text: str) -> list[dict[str, Any]]:
@@ -921,7 +1007,7 @@ def _auto_entities(text: str) -> list[dict[str, Any]]:
     for kind, pattern in _AUTO_PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()
-            if kind == "url" and _url_problem(match.group(0)) is not None:
+            if kind == "url" and not _looks_like_link(match.group(0)):
                 continue
             if any(start < t_end and t_start < end for t_start, t_end in taken):
                 continue
@@ -1344,6 +1430,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes; avoid 40 ms delayed-ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -1515,7 +1602,7 @@ class FakeBotAPI:
         self._records: list[CallRecord] = []
         self._updates: deque[dict[str, Any]] = deque()
         self._sent_updates: list[dict[str, Any]] = []
-        self.dropped_updates: list[dict[str, Any]] = []
+        self._dropped_updates: list[dict[str, Any]] = []
         self._next_update_id = first_update_id
         self._allowed_updates: frozenset[str] = DEFAULT_ALLOWED_UPDATES
         self._poll_generation = 0
@@ -2466,7 +2553,9 @@ class FakeBotAPI:
                 raise ApiError(413, "Request Entity Too Large")
             mime = upload.content_type
             if mime in ("", "application/octet-stream"):
-                mime = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+                mime = mimetypes.guess_type(upload.filename)[0] or _DEFAULT_MIME.get(kind, "application/octet-stream")
+            if kind == "photo":  # Telegram re-encodes photos; they keep neither name nor MIME type
+                return self._register_file(upload.data, kind=kind, mime_type="image/jpeg")
             return self._register_file(upload.data, kind=kind, file_name=upload.filename or None, mime_type=mime)
         if raw == "":
             raise _bad(missing)
@@ -2826,12 +2915,12 @@ class FakeBotAPI:
             folder = {"photo": "photos", "voice": "voice", "sticker": "stickers", "audio": "music"}.get(
                 stored.kind, stored.kind + "s"
             )
-            suffix = ""
-            if stored.file_name and "." in stored.file_name:
+            suffix = {"photo": ".jpg", "voice": ".oga", "sticker": ".webp"}.get(stored.kind)
+            if suffix is None and stored.file_name and "." in stored.file_name:
                 suffix = "." + stored.file_name.rsplit(".", 1)[-1]
-            elif stored.mime_type:
-                suffix = mimetypes.guess_extension(stored.mime_type) or ""
-            stored.file_path = f"{folder}/file_{len(self._file_paths)}{suffix}"
+            elif suffix is None and stored.mime_type:
+                suffix = mimetypes.guess_extension(stored.mime_type)
+            stored.file_path = f"{folder}/file_{len(self._file_paths)}{suffix or ''}"
             self._file_paths[stored.file_path] = stored
         return {
             "file_id": stored.file_id,
@@ -3019,7 +3108,8 @@ class FakeBotAPI:
         """The user blocks the bot: sends to their private chat answer 403 from now on.
 
         With ``emit_update`` a ``my_chat_member`` update (member -> kicked) is enqueued, as Telegram
-        does.  Any later message from the user (``send_text`` etc.) unblocks the bot again.
+        does.  Messages the user sends afterwards are still delivered (the race of a user who writes
+        and blocks right away); call :meth:`unblock` to model the "Restart" button.
         """
         with self._cond:
             self._ensure_user(user_id, None, None)
@@ -3030,6 +3120,7 @@ class FakeBotAPI:
                 self._enqueue("my_chat_member", self._chat_member_update(chat, self.bot_user, "member", "kicked", user))
 
     def unblock(self, user_id: int) -> None:
+        """The user unblocks (restarts) the bot."""
         with self._cond:
             self._private_chat(user_id).blocked = False
 
@@ -3076,13 +3167,13 @@ class FakeBotAPI:
     # ---------------------------------------------------------------- test control: updates
 
     def _enqueue(self, update_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        update = {"update_id": self._next_update_id, update_type: payload}
+        update = {"update_id": self._next_update_id, update_type: _deep(payload)}
         self._next_update_id += 1
         self._sent_updates.append(update)
         if update_type in self._allowed_updates:
             self._updates.append(update)
         else:
-            self.dropped_updates.append(update)
+            self._dropped_updates.append(update)
         self._cond.notify_all()
         return update
 
@@ -3102,7 +3193,6 @@ class FakeBotAPI:
             if chat_id not in (None, user_id):
                 raise ValueError("a private chat's id is the user's id")
             chat = self._private_chat(user_id)
-            chat.blocked = False
         else:
             if chat_id is None:
                 raise ValueError(f"chat_id is required for chat_type={chat_type!r}")
@@ -3355,12 +3445,17 @@ class FakeBotAPI:
             poll = {
                 "id": str(self._id_rng.getrandbits(62)),
                 "question": question,
-                "options": [{"text": option, "voter_count": 0} for option in options],
+                "options": [
+                    {"text": option, "voter_count": 0, "persistent_id": str(index)}
+                    for index, option in enumerate(options)
+                ],
                 "total_voter_count": 0,
                 "is_closed": False,
                 "is_anonymous": True,
                 "type": "regular",
                 "allows_multiple_answers": False,
+                "allows_revoting": True,
+                "members_only": False,
             }
             return self._user_message(
                 user_id, {"poll": poll}, chat_type=chat_type, chat_id=chat_id, first_name=None, language_code=None
@@ -3452,7 +3547,7 @@ class FakeBotAPI:
             kinds = [key for key in update if key != "update_id"]
             self._sent_updates.append(update)
             if kinds and kinds[0] not in self._allowed_updates:
-                self.dropped_updates.append(update)
+                self._dropped_updates.append(update)
             else:
                 self._updates.append(update)
             self._cond.notify_all()
@@ -3516,13 +3611,16 @@ class FakeBotAPI:
         with self._lock:
             return len(self._records)
 
-    @property
     def updates_sent(self) -> list[dict[str, Any]]:
         """All updates created by the test (including ones dropped by ``allowed_updates``)."""
         with self._lock:
             return _deep(self._sent_updates)
 
-    @property
+    def dropped_updates(self) -> list[dict[str, Any]]:
+        """Updates created while their type was not in the bot's ``allowed_updates`` (never delivered)."""
+        with self._lock:
+            return _deep(self._dropped_updates)
+
     def pending_updates(self) -> list[dict[str, Any]]:
         """Updates not yet confirmed by the bot (getUpdates with a higher offset)."""
         with self._lock:

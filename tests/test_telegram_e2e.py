@@ -1,0 +1,263 @@
+"""End to end: the real python-telegram-bot Application over real HTTP against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import pytest
+
+from conversation.model import Kind
+from tests.telegram_harness import Harness, Person, running_bot
+
+LONG = "Concrete example: 12 learning centres opened, 3,400 adult learners enrolled."
+
+
+def answer_for(kind: Kind, question_id: str) -> str:
+    """A valid typed answer for a question of this kind."""
+    return {
+        Kind.SHORT_TEXT: {"city_name": "Hamburg", "country": "Germany"}.get(question_id, "Head of Unit"),
+        Kind.URL: "www.hamburg.de",
+        Kind.MONTH_YEAR: "03/2016",
+        Kind.PERSON_NAME: "Anna Schmidt",
+        Kind.EMAIL: "anna@hamburg.de",
+        Kind.PHONE: "+49 40 428231234",
+        Kind.GENDER: "Female",
+        Kind.SINGLE_CHOICE: "1",
+        Kind.MULTI_CHOICE: "Literacy, Health and Well-being",
+    }.get(kind, LONG)
+
+
+async def walk_to_end(h: Harness, user: Person, branch: str) -> list[str]:
+    """Answer every question the bot asks, choosing `branch` ("Yes"/"No") at each yes/no; return asked ids."""
+    asked: list[str] = []
+    msgs = await user.press("Begin", "Section 1 of 10")
+    for _ in range(80):
+        text = msgs[-1].shown_text or ""
+        if "You have been through every question" in "\n".join(m.shown_text or "" for m in msgs):
+            return asked
+        question = next(q for q in reversed(h.survey.questions) if q.text in text)
+        asked.append(question.id)
+        if question.kind == Kind.YES_NO:
+            msgs = await user.press(branch, "Section")
+        elif question.kind == Kind.FILE_UPLOAD:
+            mark = h.api.mark()
+            h.api.send_document(user.user_id, file_name="plan.pdf", content=b"%PDF-1.4 plan", file_size=13)
+            await user.expect(mark, "File saved: plan.pdf")
+            msgs = await user.press("Done", "You have been through every question")
+        elif question.kind == Kind.LONG_TEXT:
+            await user.send(LONG, "Saved")
+            msgs = await user.press("Next question", "Section")
+        else:
+            msgs = await user.send(answer_for(question.kind, question.id), "Section")
+    raise AssertionError(f"did not finish; asked {asked}")
+
+
+@pytest.mark.parametrize("branch", ["Yes", "No"])
+async def test_whole_report_through_each_side_of_the_branches(tmp_path, branch):
+    async with running_bot(tmp_path, admin_ids=frozenset({900})) as h:
+        admin = h.person(900)
+        await admin.send("/status", "Reports")  # the admin has started the bot, so is notified later
+        token = await h.invite("Hamburg", "Germany")
+        user = h.person(1001)
+        await user.send(f"/start {token}", "UNESCO Learning Cities Biennial Progress Report", "Hamburg, Germany")
+        asked = await walk_to_end(h, user, branch)
+        if branch == "Yes":
+            assert {"core_team_description", "monitoring_kpis", "gnlc_activities_details"} <= set(asked)
+            assert "core_team_why_not" not in asked
+        else:
+            assert {"core_team_why_not", "monitoring_why_not", "events_why_not"} <= set(asked)
+            assert "monitoring_tools" not in asked and "gnlc_activities_details" not in asked
+        assert "city_name" not in asked  # pre-filled by the invitation
+        # The review is long: it arrives in several messages, none over Telegram's limit.
+        review = await user.send("/review", "Your answers", "questions answered")
+        assert len(review) >= 1 and all(len(m.shown_text or "") <= 4096 for m in review)
+        await user.send("/submit", "Submit the report")
+        mark = h.api.mark()
+        await user.press("Submit now", "has been submitted")
+        receipt = await h.api.async_wait_for_call("sendDocument", since=mark, timeout=15)
+        assert receipt.ok
+        await admin.expect(mark, "Hamburg (Germany) submitted")
+        contact = await h.contact(1001)
+        answers = await h.storage.answers_of(contact.report_id)
+        assert answers["core_team"] == branch.lower()
+        assert answers["contact_phone"] == "+4940428231234"
+        assert answers["clusters"] == ("health_wellbeing", "literacy")
+        await user.send("a late change", "can no longer be changed")
+
+
+async def test_commands_registered_in_every_language(tmp_path):
+    async with running_bot(tmp_path) as h:
+        assert [c["command"] for c in h.api.commands()][:3] == ["start", "help", "review"]
+        fr = {c["command"]: c["description"] for c in h.api.commands(language_code="fr")}
+        assert "submit" in fr and fr["submit"] != "send the finished report"
+        for lang in ("es", "ar", "zh", "ru", "pt"):
+            assert h.api.commands(language_code=lang)
+
+
+async def test_word_overflow_then_shorter_answer_then_edit(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1002)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("/edit q:equity_inclusion", "equity and inclusion", "Maximum 250 words")
+        too_long = " ".join(["learning"] * 260)
+        mark = h.api.mark()
+        h.api.send_text(1002, too_long)
+        await user.expect(mark, "260 words; the limit is 250", "remove 10 words")
+        # Editing the refused message to a shorter text makes it the answer.
+        user_messages = [u for u in h.api.updates_sent() if "message" in u and u["message"]["from"]["id"] == 1002]
+        refused = user_messages[-1]["message"]["message_id"]
+        await user.act(
+            lambda: h.api.edit_text(1002, refused, "Refugees and older adults are reached."), "Saved (6 words"
+        )
+        assert await user.answered("equity_inclusion") == "Refugees and older adults are reached."
+        await user.press("Next question", "decent work")
+        # Editing an earlier answer later updates it, and the contact is told.
+        await user.act(
+            lambda: h.api.edit_text(1002, refused, "Refugees, migrants and older adults."), "edited answer"
+        )
+        contact = await h.contact(1002)
+        answers = await h.storage.answers_of(contact.report_id)
+        assert answers["equity_inclusion"] == "Refugees, migrants and older adults."
+
+
+async def test_html_and_long_text_are_escaped_and_safe(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1003)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("/edit q:initiative_1", "Initiative 1")
+        tricky = "<b>Bold?</b> & <script>x</script> 🤝🏽 👩‍👩‍👧 \u200b مرحبا"
+        await user.send(tricky, "Saved")
+        assert await user.answered("initiative_1") == tricky
+        await user.send("x" * 4096, "Saved")  # one 4096-character word is one word
+        review = await user.send("/review", "Your answers", "questions answered.")
+        assert any("<script>" in (m.shown_text or "") for m in review)  # shown literally, not parsed
+
+
+async def test_attachments_size_count_album_and_duplicates(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1004)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        mark = h.api.mark()
+        h.api.send_document(1004, file_name="huge.mp4", file_size=11 * 1024 * 1024, content=b"0" * 100)
+        await user.expect(mark, "the limit is 10 MiB")
+        assert not h.api.calls_to("getFile", since=mark)  # refused before any download
+        # An album: three photos/documents sent at once, handled as separate files.
+        mark = h.api.mark()
+        for i in range(3):
+            h.api.send_document(1004, file_name=f"p{i}.pdf", content=f"doc {i}".encode(), media_group_id="album1")
+        await user.expect(mark, "File saved: p0.pdf", "File saved: p1.pdf", "File saved: p2.pdf")
+        mark = h.api.mark()
+        h.api.send_document(1004, file_name="again.pdf", content=b"doc 1")
+        await user.expect(mark, "already sent this file")
+        for i in (3, 4):
+            await user.act(
+                functools.partial(h.api.send_document, 1004, file_name=f"p{i}.pdf", content=f"doc {i}".encode()),
+                f"File saved: p{i}.pdf",
+            )
+        mark = h.api.mark()
+        h.api.send_document(1004, file_name="sixth.pdf", content=b"six")
+        await user.expect(mark, "already sent 5 files", "p0.pdf", "p4.pdf", "/files")
+        files = await user.send("/files", "Your 5 files")
+        await user.press("Remove p0.pdf", "Removed p0.pdf")
+        await user.act(
+            lambda: h.api.send_document(1004, file_name="sixth.pdf", content=b"six"), "File saved: sixth.pdf"
+        )
+        contact = await h.contact(1004)
+        names = [a.name for a in await h.storage.attachments(contact.report_id)]
+        assert names == ["p1.pdf", "p2.pdf", "p3.pdf", "p4.pdf", "sixth.pdf"]
+        blobs = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
+        assert any(p.read_bytes() == b"six" for p in blobs)
+        assert files
+
+
+async def test_stale_forged_and_repeated_buttons_change_nothing(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1005)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("/edit q:core_team", "core team")
+        question, _ = user.keyboard_message("Yes")
+        await user.press("Yes", "Please briefly describe this mechanism")
+        # The answered question's keyboard was removed; pressing its old button again is stale.
+        assert not (h.api.messages(1005)[[m.message_id for m in h.api.messages(1005)].index(question.message_id)]
+                    .inline_keyboard)
+        for data in ("a:core_team:no", "a:core_team:maybe", "c:drop_tables", "x" * 64, "a:city_name:<b>"):
+            mark = h.api.mark()
+            query = h.api.press(1005, question.message_id, data, force=True)
+            await h.api.async_wait_for_call("answerCallbackQuery", since=mark, timeout=10)
+            answer = h.api.callback_answer(query)
+            assert answer is not None and "no longer active" in (answer.get("text") or "")
+        assert await user.answered("core_team") == "yes"
+
+
+async def test_uninvited_forged_token_and_other_message_kinds(tmp_path):
+    async with running_bot(tmp_path) as h:
+        stranger = h.person(1006)
+        texts = await stranger.send("hello", "personal invitation link", "learningcities@unesco.org")
+        assert len(texts) == 1 and not texts[0].inline_keyboard
+        await stranger.send("/start forgedtokenforgedtokenforgedtokenforgedtok", "not valid")
+        await stranger.send("/review", "personal invitation link")
+        assert await h.contact(1006) is None
+        user = h.person(1007)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        for send in (h.api.send_sticker, h.api.send_location, h.api.send_voice, h.api.send_poll):
+            await user.act(functools.partial(send, 1007), "cannot use this kind of message")
+        await user.act(lambda: h.api.send_contact(1007, "+4940123456", 555), "contact card")
+
+
+async def test_group_chats_are_left(tmp_path):
+    async with running_bot(tmp_path) as h:
+        mark = h.api.mark()
+        h.api.add_bot_to_group(-100123, by_user_id=1008)
+        await h.api.async_wait_for_call("leaveChat", since=mark, timeout=10)
+        mark = h.api.mark()
+        h.api.send_text(1008, "/start", chat_type="group", chat_id=-100124)
+        await h.api.async_wait_for_call("leaveChat", since=mark, timeout=10)
+
+
+async def test_two_contacts_share_one_report_and_restart_resumes(tmp_path):
+    async with running_bot(tmp_path) as h:
+        a, b = h.person(1010), h.person(1011, "fr")
+        await a.send(f"/start {await h.invite('Lyon', 'France')}", "Lyon")
+        await b.send(f"/start {await h.invite('Lyon', 'France')}", "Lyon")
+        await a.press("Begin", "Official city website address")
+        await a.send("www.lyon.fr", "Date of joining")
+        await b.press("Commencer", "Date")  # b starts where the shared report needs an answer
+        await b.send("mars 2014", "Maire")
+        assert await a.answered("joined_gnlc") == "2014-03"
+    # A new bot process over the same database: each contact resumes where they were.
+    async with running_bot(tmp_path) as h:
+        a = h.person(1010)
+        await a.send("/start", "Welcome back", "Date of joining")
+        await a.send("/review", "www.lyon.fr", "March 2014")
+
+
+async def test_language_switch_mid_report(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1012)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("/language", "Choose your language")
+        await user.press("Español", "sitio web oficial")
+        await user.send("www.hamburg.de", "Fecha")
+        await user.send("marzo de 2016", "Alcalde")
+        assert await user.answered("joined_gnlc") == "2016-03"
+
+
+async def test_blocked_contact_does_not_crash_the_bot(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1013)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        h.api.block(1013)
+        h.api.send_text(1013, "/review")
+        for _ in range(500):  # the 403 is recorded, and nothing crashes
+            if (await h.contact(1013)).blocked:
+                break
+            await asyncio.sleep(0.02)
+        assert (await h.contact(1013)).blocked
+        h.api.unblock(1013)
+        await user.send("/help", "/skip")
