@@ -44,6 +44,7 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 def api() -> Iterator[FakeBotAPI]:
     with FakeBotAPI(token=TOKEN) as fake:
         yield fake
+    assert fake.internal_errors == []
 
 
 def build_app(api: FakeBotAPI, token: str = TOKEN) -> Application[Any, Any, Any, Any, Any, Any]:

@@ -63,6 +63,7 @@ import re
 import socket
 import threading
 import time
+import traceback
 import urllib.parse
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -909,7 +910,7 @@ _AUTO_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "url",
         re.compile(
-            r"(?<![\w@])(?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:[/?#]\S*[^\s.,;:!?'\x22)\]])?",
+            r"(?<![\w@])(?:https?://)?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:[/?#](?:\S*[^\s.,;:!?'\x22)\]])?)?",
             re.ASCII,
         ),
     ),
@@ -922,73 +923,14 @@ _AUTO_TYPES = frozenset(
 
 
 # Telegram only links bare domains with a real top-level domain ("plan.pdf" is not a link).
-_COMMON_TLDS = frozenset(
-    [
-        "com",
-        "org",
-        "net",
-        "edu",
-        "gov",
-        "int",
-        "info",
-        "io",
-        "me",
-        "app",
-        "dev",
-        "biz",
-        "eu",
-        "de",
-        "fr",
-        "es",
-        "it",
-        "pt",
-        "nl",
-        "be",
-        "ch",
-        "at",
-        "uk",
-        "ru",
-        "ua",
-        "pl",
-        "cz",
-        "se",
-        "no",
-        "fi",
-        "dk",
-        "ie",
-        "gr",
-        "tr",
-        "cn",
-        "jp",
-        "kr",
-        "in",
-        "br",
-        "ar",
-        "mx",
-        "ca",
-        "us",
-        "au",
-        "nz",
-        "za",
-        "ng",
-        "ke",
-        "eg",
-        "ma",
-        "sa",
-        "ae",
-        "il",
-        "ir",
-        "pk",
-        "bd",
-        "id",
-        "my",
-        "sg",
-        "th",
-        "vn",
-        "ph",
-        "org.uk",
-    ]
-)
+# fmt: off
+_COMMON_TLDS = frozenset({
+    "com", "org", "net", "edu", "gov", "int", "info", "io", "me", "app", "dev", "biz", "eu", "de", "fr", "es",
+    "it", "pt", "nl", "be", "ch", "at", "uk", "ru", "ua", "pl", "cz", "se", "no", "fi", "dk", "ie", "gr", "tr",
+    "cn", "jp", "kr", "in", "br", "ar", "mx", "ca", "us", "au", "nz", "za", "ng", "ke", "eg", "ma", "sa", "ae",
+    "il", "ir", "pk", "bd", "id", "my", "sg", "th", "vn", "ph", "org.uk",
+})
+# fmt: on
 
 
 def _looks_like_link(candidate: str) -> bool:
@@ -1623,6 +1565,8 @@ class FakeBotAPI:
         self._chat_sends: dict[int, deque[float]] = {}
         self.stats: Counter[str] = Counter()
         self.chat_actions: list[tuple[int, str]] = []
+        #: Tracebacks of unexpected exceptions inside the fake (answered as 500); should stay empty.
+        self.internal_errors: list[str] = []
         self._menu_button: dict[str, Any] = {"type": "default"}
 
         self._methods: dict[str, tuple[str, Callable[[_Req], Any]]] = {}
@@ -1812,6 +1756,10 @@ class FakeBotAPI:
                     self.stats["429_total"] += 1
                 self._finish_record(record, exc.error_code, False, error=exc.description)
                 outcome = self._error_outcome(exc)
+            except Exception:  # a bug in the fake: answer like Telegram would, keep the traceback
+                self.internal_errors.append(traceback.format_exc())
+                self._finish_record(record, 500, False, error="Internal Server Error (fake bug, see internal_errors)")
+                outcome = self._error_outcome(ApiError(500, "Internal Server Error"))
             if fault is not None and fault.kind == "drop_after":
                 outcome.drop = True
             elif fault is not None and fault.kind == "timeout":
