@@ -32,7 +32,7 @@ from bot.storage import Contact, Storage, StorageUnavailable
 from conversation import callbacks
 from conversation.i18n import Translator, get_translator, pick_language
 from conversation.render import Reply, esc
-from conversation.state import Ask, EditInput, FileInput, Input, Mode, Notice, Rejected, TextInput
+from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,13 @@ class TelegramFrontEnd:
         data = await call_with_retry(tg_file.download_as_bytearray, what="download")
         return bytes(data)
 
-    async def run(self, context: Context, contact: Contact, event: Input) -> Outcome:
+    async def run(self, context: Context, contact: Contact, event: Input, message_id: int | None = None) -> Outcome:
         """One input through the service, with Telegram's file download."""
 
         async def fetch(file: FileInput) -> bytes:
             return await self.fetch_file(context, file)
 
-        return await self.service.handle(contact, event, fetch=fetch)
+        return await self.service.handle(contact, event, fetch=fetch, message_id=message_id)
 
     # -- messages
 
@@ -135,8 +135,7 @@ class TelegramFrontEnd:
             await self.toggle_reminders(context, contact)
             return
         else:
-            await self.remember_answer_message(contact, message, event)
-            outcome = await self.run(context, contact, event)
+            outcome = await self.run(context, contact, event, message.message_id)
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
 
@@ -204,14 +203,6 @@ class TelegramFrontEnd:
             what="sendDocument",
         )
         return Reply(tr.n("{count} report exported.", "{count} reports exported.", count))
-
-    async def remember_answer_message(self, contact: Contact, message: Message, event: Input) -> None:
-        """Note which question a typed message answers, so editing it later updates that answer."""
-        if not isinstance(event, TextInput):
-            return
-        _, session = await self.storage.load(contact)
-        if session.cursor and session.mode in (Mode.ASKING, Mode.ADDING_MORE):
-            await self.storage.remember_answer_message(contact.id, message.message_id, session.cursor, message.text)
 
     async def redeem(self, update: Update, context: Context, token: str, tr: Translator) -> None:
         """Bind the user to a city through their personal invitation link."""

@@ -28,10 +28,12 @@ from conversation.state import (
     Effect,
     FileInput,
     Input,
+    Mode,
     RemoveFile,
     Report,
     Session,
     StoreFile,
+    TextInput,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,13 +89,24 @@ class IntakeService:
         replies = tuple(self.renderer.render(step.effects, step.report, step.session, tr))
         return Outcome(replies, step.session, step.report, tr, step.effects)
 
-    async def handle(self, contact: Contact, event: Input, fetch: Fetch | None = None) -> Outcome:
-        """Apply one input: engine, commit, file work, then the replies."""
+    async def handle(
+        self, contact: Contact, event: Input, fetch: Fetch | None = None, *, message_id: int | None = None
+    ) -> Outcome:
+        """Apply one input: engine, commit, file work, then the replies.
+
+        `message_id` identifies the contact's message that carried a typed answer, so that
+        editing it later updates the answer.
+        """
         now = self.clock()
         report, session = await self.storage.load(contact)
         labels = get_translator(session.language)
         step = engine.advance(self.survey, report, session, event, now=now, labels=labels, accept_late=self.accept_late)
-        await self.storage.save(contact, report, step.report, step.session, now)
+        carried = None
+        answering = session.cursor is not None and session.mode in (Mode.ASKING, Mode.ADDING_MORE)
+        if message_id is not None and isinstance(event, TextInput) and answering:
+            assert session.cursor is not None
+            carried = (message_id, session.cursor, event.text)
+        await self.storage.save(contact, report, step.report, step.session, now, answer_message=carried)
         tr = get_translator(step.session.language)
         replies: list[Reply] = []
         for effect in step.effects:

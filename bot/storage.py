@@ -569,8 +569,21 @@ class Storage:
             return report, Session(language=crow["language"])
         return report, _session(crow["session_json"], crow["language"], contact.id)
 
-    async def save(self, contact: Contact, before: Report, after: Report, session: Session, now: dt.datetime) -> None:
-        """Commit the answers and status that changed from `before` to `after`, and the session."""
+    async def save(
+        self,
+        contact: Contact,
+        before: Report,
+        after: Report,
+        session: Session,
+        now: dt.datetime,
+        *,
+        answer_message: tuple[int, str, str] | None = None,
+    ) -> None:
+        """Commit the answers and status that changed from `before` to `after`, and the session.
+
+        `answer_message` (message id, question id, text) records, in the same transaction, which
+        message carried the answer, so editing that message later can update it.
+        """
         at = _ts(now)
         report_id = contact.report_id
         changed = sorted(
@@ -615,6 +628,12 @@ class Storage:
                 raise LookupError(f"no contact with id {contact.id}")
             if answered:
                 await _add_language(db, report_id, session.language)
+            if answer_message is not None:
+                await db.execute(
+                    "INSERT OR REPLACE INTO answer_messages (contact_id, message_id, question_id, text)"
+                    " VALUES (?, ?, ?, ?)",
+                    (contact.id, *answer_message),
+                )
 
     async def answers_of(self, report_id: int) -> dict[str, AnswerValue]:
         """Return the report's answers by question id."""

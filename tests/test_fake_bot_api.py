@@ -34,6 +34,7 @@ OTHER_USER = 5151
 # PTB itself reads RetryAfter.retry_after while constructing the exception (deprecation noise).
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
+App = Application[Any, Any, Any, Any, Any, Any]
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
 
@@ -47,7 +48,7 @@ def api() -> Iterator[FakeBotAPI]:
     assert fake.internal_errors == []
 
 
-def build_app(api: FakeBotAPI, token: str = TOKEN) -> Application[Any, Any, Any, Any, Any, Any]:
+def build_app(api: FakeBotAPI, token: str = TOKEN) -> App:
     return Application.builder().token(token).base_url(api.base_url).base_file_url(api.base_file_url).build()
 
 
@@ -80,7 +81,7 @@ async def document_received(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 
 @pytest.fixture
-async def app(api: FakeBotAPI) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
+async def app(api: FakeBotAPI) -> AsyncIterator[App]:
     application = build_app(api)
     errors: list[object] = application.bot_data.setdefault("errors", [])
 
@@ -124,7 +125,7 @@ def inline(callback_data: str) -> InlineKeyboardMarkup:
 # ----------------------------------------------------------------------------------- PTB end to end
 
 
-async def test_text_round_trip(api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def test_text_round_trip(api: FakeBotAPI, app: App) -> None:
     mark = api.mark()
     sent = api.send_text(USER, "hello there")
     assert sent["chat"] == {"id": USER, "type": "private", "first_name": "Ana"}
@@ -141,9 +142,7 @@ async def test_text_round_trip(api: FakeBotAPI, app: Application[Any, Any, Any, 
     await api.async_wait_until(lambda: not api.pending_updates())
 
 
-async def test_inline_keyboard_press_and_answer(
-    api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]
-) -> None:
+async def test_inline_keyboard_press_and_answer(api: FakeBotAPI, app: App) -> None:
     mark = api.mark()
     command = api.send_text(USER, "/menu")
     assert command["entities"] == [{"type": "bot_command", "offset": 0, "length": 5}]
@@ -166,9 +165,7 @@ async def test_inline_keyboard_press_and_answer(
         await app.bot.edit_message_text("You chose: yes", chat_id=USER, message_id=menu_message.message_id)
 
 
-async def test_callback_data_is_limited_to_64_bytes(
-    api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]
-) -> None:
+async def test_callback_data_is_limited_to_64_bytes(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     ok = await app.bot.send_message(USER, "fits", reply_markup=inline("d" * 64))
     assert ok.reply_markup is not None
@@ -182,9 +179,7 @@ async def test_callback_data_is_limited_to_64_bytes(
     assert [m.text for m in api.messages(USER)] == ["fits"]
 
 
-async def test_message_length_is_counted_after_entity_parsing(
-    api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]
-) -> None:
+async def test_message_length_is_counted_after_entity_parsing(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     await app.bot.send_message(USER, "x" * 4096)
     await app.bot.send_message(USER, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
@@ -202,7 +197,7 @@ async def test_message_length_is_counted_after_entity_parsing(
     assert api.messages(USER)[1].entities == [{"type": "bold", "offset": 0, "length": 4096}]
 
 
-async def test_html_parse_errors(api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def test_html_parse_errors(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     bad = {
         "<foo>bar</foo>": 'unsupported start tag "foo" at byte offset 0',
@@ -229,7 +224,7 @@ async def test_html_parse_errors(api: FakeBotAPI, app: Application[Any, Any, Any
     assert (await app.bot.send_message(USER, "Tom & Jerry", parse_mode="HTML")).text == "Tom & Jerry"
 
 
-async def test_document_download_round_trip(api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def test_document_download_round_trip(api: FakeBotAPI, app: App) -> None:
     mark = api.mark()
     api.send_document(USER, file_name="report.pdf", mime_type="application/pdf", content=PDF, caption="my report")
 
@@ -240,9 +235,7 @@ async def test_document_download_round_trip(api: FakeBotAPI, app: Application[An
     assert get_file.ok and get_file.result["file_path"].startswith("documents/")
 
 
-async def test_get_file_refuses_files_over_20_mb(
-    api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]
-) -> None:
+async def test_get_file_refuses_files_over_20_mb(api: FakeBotAPI, app: App) -> None:
     huge, _ = api.add_file(b"x" * 16, file_size=20 * 1024 * 1024 + 1)
     limit, _ = api.add_file(b"y" * 16, file_size=20 * 1024 * 1024)
 
@@ -253,9 +246,7 @@ async def test_get_file_refuses_files_over_20_mb(
         await app.bot.get_file("AgADBAADv6kxG-unknown")
 
 
-async def test_bot_uploads_document_with_caption(
-    api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]
-) -> None:
+async def test_bot_uploads_document_with_caption(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     sent = await app.bot.send_document(
         USER, document=b"col1,col2\n1,2\n", filename="export.csv", caption="<b>Export</b> ready", parse_mode="HTML"
@@ -271,9 +262,7 @@ async def test_bot_uploads_document_with_caption(
         await app.bot.send_document(USER, document=sent.document.file_id, caption="c" * 1025)
 
 
-async def test_rate_limit_answers_429_with_retry_after(
-    api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]
-) -> None:
+async def test_rate_limit_answers_429_with_retry_after(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     api.rate_limit_per_second = 2
     await app.bot.send_message(USER, "one")
@@ -292,7 +281,7 @@ async def test_rate_limit_answers_429_with_retry_after(
     assert [m.text for m in api.messages(USER)] == ["one", "two"]
 
 
-async def test_blocked_user_and_unknown_chat(api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def test_blocked_user_and_unknown_chat(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     api.block(USER)
     with pytest.raises(Forbidden, match="bot was blocked by the user"):
@@ -326,7 +315,7 @@ async def test_wrong_token_is_rejected_on_initialize(api: FakeBotAPI) -> None:
     assert api.calls == []  # requests with a wrong token are not recorded as method calls
 
 
-async def test_faults_surface_as_ptb_errors(api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def test_faults_surface_as_ptb_errors(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     for kind in ("500", "502", "drop"):
         api.fail_next(kind, method="sendMessage")
@@ -351,7 +340,7 @@ async def test_faults_surface_as_ptb_errors(api: FakeBotAPI, app: Application[An
     assert api.stats["500"] == api.stats["502"] == api.stats["drop"] == 1
 
 
-async def test_reply_keyboard_and_commands(api: FakeBotAPI, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def test_reply_keyboard_and_commands(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     keyboard = ReplyKeyboardMarkup([[KeyboardButton("Share phone", request_contact=True)]], one_time_keyboard=True)
     sent = await app.bot.send_message(USER, "Your phone number?", reply_markup=keyboard)

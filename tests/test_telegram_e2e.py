@@ -200,7 +200,7 @@ async def test_uninvited_forged_token_and_other_message_kinds(tmp_path):
         assert len(texts) == 1 and not texts[0].inline_keyboard
         await stranger.send("/start forgedtokenforgedtokenforgedtokenforgedtok", "not valid")
         await stranger.send("/review", "personal invitation link")
-        assert await h.contact(1006) is None
+        assert await h.storage.contact_by_telegram_user(1006) is None
         user = h.person(1007)
         await user.send(f"/start {await h.invite()}", "This report is for")
         await user.press("Begin", "Official city website address")

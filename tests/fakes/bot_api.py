@@ -13,7 +13,8 @@ process or in a subprocess -- talks to it over HTTP exactly as it would talk to
             .base_file_url(api.base_file_url)  # http://127.0.0.1:PORT/file/bot
             .build()
         )
-        ...
+        ...  # initialize/start the app, updater.start_polling(...)
+        mark = api.mark()
         api.send_text(42, "/start")                       # enqueue an update for getUpdates
         [reply] = await api.async_wait_for_message(42, mark)
         assert reply.text == "Welcome!"
@@ -38,6 +39,13 @@ Design notes
   - Inline keyboard buttons must use *exactly one* action field (Telegram silently picks one).
   - Reply keyboard buttons may use at most one ``request_*``/``web_app`` field.
 
+* Telegram behaviours that often surprise bots and are reproduced: ``editMessageText`` without
+  ``reply_markup`` removes the inline keyboard; identical edits fail with "message is not
+  modified"; only inline keyboards are echoed in returned messages; a whitespace-only text is
+  "text must be non-empty"; updates whose type is not in ``allowed_updates`` are dropped when they
+  are created; ``leaveChat`` produces a ``my_chat_member`` update; ``getMyCommands`` answers for
+  exactly the given scope and language; a second ``answerCallbackQuery`` fails; a newer
+  ``getUpdates`` terminates an older one with 409; ``close`` answers 429 during the first 10 minutes.
 * Not modelled: MarkdownV2 expandable block quotes, link previews, message effects other than a
   few known ids, forum topics, business connections, payments, inline mode, webhooks delivery
   (``setWebhook`` only records the URL and blocks ``getUpdates`` like Telegram does).
