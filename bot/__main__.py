@@ -115,11 +115,16 @@ def run(settings: Settings, survey: Survey) -> int:
         return fail("BOT_TOKEN is not set")
     from bot.telegram_app import run_bot
 
-    async def open_storage() -> Storage:
-        return await Storage.open(settings.database_path)
-
-    storage = asyncio.run(open_storage())
-    run_bot(settings, survey, storage)
+    # One event loop for the database connection and python-telegram-bot (run_polling uses the
+    # current loop), so nothing created here is bound to a loop that has gone away.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    storage = loop.run_until_complete(Storage.open(settings.database_path))
+    try:
+        run_bot(settings, survey, storage)
+    finally:
+        loop.run_until_complete(storage.close())
+        loop.close()
     return 0
 
 

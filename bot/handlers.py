@@ -311,6 +311,9 @@ class TelegramFrontEnd:
         chat = update.effective_chat
         if chat is None or chat.type == ChatType.PRIVATE:
             return
+        member = update.my_chat_member
+        if member is not None and member.new_chat_member.status in ("left", "kicked"):
+            return  # the bot has already left (or was removed): nothing to say
         user = update.effective_user
         tr = get_translator(pick_language(user.language_code if user else None))
         if chat.type != Chat.CHANNEL:

@@ -170,6 +170,7 @@ def run_bot(settings: Settings, survey: Survey, storage: Storage) -> None:
             webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
             secret_token=secret,
             allowed_updates=allowed,
+            close_loop=False,
         )
     else:
-        app.run_polling(allowed_updates=allowed)
+        app.run_polling(allowed_updates=allowed, close_loop=False)
