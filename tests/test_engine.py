@@ -148,10 +148,10 @@ def test_submission_needs_required_answers_then_confirmation_then_is_read_only()
 def test_late_submission_refused_only_when_configured():
     late = dt.datetime(2022, 1, 5, tzinfo=dt.UTC)
     report, session = at("strategy_adopted", BASIC)
-    kw = {"now": late, "labels": get_translator("en")}
-    refused = engine.advance(SURVEY, report, session, CommandInput("submit"), accept_late=False, **kw)
+    en = get_translator("en")
+    refused = engine.advance(SURVEY, report, session, CommandInput("submit"), now=late, labels=en, accept_late=False)
     assert [e.code for e in refused.effects if isinstance(e, Rejected)] == ["deadline_passed"]
-    allowed = engine.advance(SURVEY, report, session, CommandInput("submit"), accept_late=True, **kw)
+    allowed = engine.advance(SURVEY, report, session, CommandInput("submit"), now=late, labels=en, accept_late=True)
     assert allowed.session.mode == Mode.CONFIRM_SUBMIT
 
 
