@@ -45,8 +45,12 @@ class Console:
         self.buttons: list[str] = []
 
     def show(self, replies: tuple[Reply, ...] | list[Reply]) -> None:
-        """Print replies, numbering their buttons across the batch."""
-        self.buttons = []
+        """Print replies, numbering their buttons across the batch.
+
+        As in a chat, the latest buttons stay pressable until newer buttons replace them.
+        """
+        if any(reply.buttons for reply in replies):
+            self.buttons = []
         for reply in replies:
             self.out.write(plain(reply.text) + "\n")
             labels = []

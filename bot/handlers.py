@@ -66,6 +66,12 @@ class TelegramFrontEnd:
     async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> None:
         """Send replies in order, retiring the previous keyboard when a new one appears."""
         bot = context.bot
+        if chat_id in self.contact_keyboards and any(r.buttons for r in replies):
+            # The "share my phone number" keyboard can only be removed by a message without inline
+            # buttons: acknowledge with a short one before the next question.
+            tr = get_translator(await self._language_of(chat_id))
+            await send_reply(bot, chat_id, Reply(tr.t("Thank you.")), remove_reply_keyboard=True)
+            self.contact_keyboards.discard(chat_id)
         for reply in replies:
             if reply.buttons or reply.request_contact_label:
                 old = self.keyboards.pop(chat_id, None)
@@ -79,6 +85,11 @@ class TelegramFrontEnd:
                 self.contact_keyboards.add(chat_id)
             elif reply.buttons:
                 self.keyboards[chat_id] = sent.message_id
+
+    async def _language_of(self, chat_id: int) -> str:
+        """The language of the contact in this private chat (English if unknown)."""
+        contact = await self.storage.contact_by_telegram_user(chat_id)
+        return contact.language if contact is not None else "en"
 
     async def say(self, context: Context, chat_id: int, text: str) -> None:
         """Send one plain notice."""

@@ -110,8 +110,10 @@ async def due_reminders(
     return due
 
 
-def reminder_reply(survey: Survey, policy: ReminderPolicy, item: DueReminder, tr: Translator) -> Reply:
-    """The reminder message, in the contact's language."""
+def reminder_reply(
+    survey: Survey, policy: ReminderPolicy, item: DueReminder, tr: Translator, now: dt.datetime
+) -> Reply:
+    """The reminder message, in the contact's language (days counted from `now`, not from the offset)."""
     _ = tr.t
     deadline = tr.format_date(policy.deadline, "long")
     city = esc(item.city.name)
@@ -127,13 +129,14 @@ def reminder_reply(survey: Survey, policy: ReminderPolicy, item: DueReminder, tr
                 email=survey.contact_email,
             )
         return Reply("⏰ " + text, ((Button(_("Continue where I stopped"), callbacks.command("begin")),),))
-    if item.offset == 0:
+    days_left = (policy.deadline - now.astimezone(ZoneInfo(policy.timezone)).date()).days
+    if days_left <= 0:
         head = _("Reminder: the Biennial Progress Report of {city} is due today, {date}.", city=city, date=deadline)
     else:
         head = tr.n(
             "Reminder: the Biennial Progress Report of {city} is due in {count} day, on {date}.",
             "Reminder: the Biennial Progress Report of {city} is due in {count} days, on {date}.",
-            item.offset,
+            days_left,
             city=city,
             date=deadline,
         )
@@ -189,7 +192,7 @@ async def send_due(
         tr = get_translator(item.contact.language)
         try:
             assert item.contact.chat_id is not None
-            await send(item.contact.chat_id, reminder_reply(survey, policy, item, tr))
+            await send(item.contact.chat_id, reminder_reply(survey, policy, item, tr, now))
         except Blocked:
             result.blocked += 1
             await storage.mark_blocked(item.contact.id)

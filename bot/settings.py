@@ -89,11 +89,19 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("bot_api_base_url", "bot_api_file_url", "webhook_url")
+    @field_validator("bot_api_base_url", "bot_api_file_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        # Telegram delivers webhooks only to public HTTPS addresses.
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be a public https:// URL")
         return value
 
     @field_validator("bot_token")

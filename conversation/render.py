@@ -9,6 +9,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,6 +66,10 @@ class Translator(Protocol):
 
     def format_month(self, year: int, month: int) -> str:
         """A month and year in words."""
+        ...
+
+    def format_date(self, d: dt.date, format: str = "long") -> str:
+        """A date in the language's style."""
         ...
 
     def format_number(self, number: float) -> str:
@@ -509,6 +514,7 @@ class Renderer:
         lines = [
             f"<b>{esc(tr.gettext(s.title))}</b>",
             f"<i>{esc(tr.gettext(s.reporting_period))}</i>",
+            "<b>" + esc(_("Submission deadline: {date}", date=tr.format_date(s.deadline))) + "</b>",
             "",
             esc(tr.gettext(s.intro).strip()),
             "",
