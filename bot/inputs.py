@@ -24,17 +24,20 @@ from conversation.state import (
 logger = logging.getLogger(__name__)
 
 
+OTHER_BOT = "other_bot"  # a command addressed to another bot: answered as an unknown command
+
+
 def command_of(text: str, bot_username: str | None) -> tuple[str, str | None] | None:
     """ "/skip", "/edit@gnlc_bot q" → ("skip", None), ("edit", "q"); None for ordinary text."""
     if not text.startswith("/"):
         return None
     head, _, rest = text[1:].partition(" ")
     name, _, target = head.partition("@")
-    if target and bot_username and target.lower() != bot_username.lower():
-        return None
     name = name.lower()
     if not name or not name.replace("_", "").isalnum():
         return None
+    if target and bot_username and target.lower() != bot_username.lower():
+        return OTHER_BOT, None  # never stored as an answer
     return name, (rest.strip() or None)
 
 

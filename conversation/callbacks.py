@@ -59,8 +59,8 @@ def decode(payload: str | None) -> ChoiceInput | CommandInput | None:
     """The input a payload stands for, or None when it is not one of ours."""
     if not payload or len(payload.encode("utf-8", "replace")) > MAX_BYTES:
         return None
-    if m := _CHOICE_RE.match(payload):
+    if m := _CHOICE_RE.fullmatch(payload):
         return ChoiceInput(m.group(1), m.group(2))
-    if (m := _COMMAND_RE.match(payload)) and m.group(1) in BUTTON_COMMANDS:
+    if (m := _COMMAND_RE.fullmatch(payload)) and m.group(1) in BUTTON_COMMANDS:
         return CommandInput(m.group(1), m.group(2))
     return None

@@ -496,8 +496,9 @@ class _Turn:
         if self.survey.upload_question is None:
             self.reject("files_not_accepted")
             return
-        if event.size is None or event.size > limits.max_file_bytes:
-            self.reject("file_too_big", size=event.size or 0, limit=limits.max_file_bytes, name=event.name)
+        # Telegram's file_size is optional: an unknown size is checked after the download instead.
+        if event.size is not None and event.size > limits.max_file_bytes:
+            self.reject("file_too_big", size=event.size, limit=limits.max_file_bytes, name=event.name)
             return
         if len(self.report.attachments) >= limits.max_files:
             self.reject("too_many_files", limit=limits.max_files, names=tuple(a.name for a in self.report.attachments))

@@ -57,8 +57,11 @@ class Rejection:
 
 # --------------------------------------------------------------------------- text helpers
 
-ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\ufeff")
-_ZW_CLASS = "\u200b-\u200f\u2060\ufeff"
+# Invisible characters: zero-width marks, and the "blank" fillers people use to send empty-looking
+# messages (Hangul fillers, Mongolian vowel separator, combining grapheme joiner, braille blank).
+_INVISIBLE = "\u034f\u115f\u1160\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2800\u3164\ufeff\uffa0"
+ZERO_WIDTH = frozenset(_INVISIBLE)
+_ZW_CLASS = _INVISIBLE
 _EDGE_RE = re.compile(rf"^[\s{_ZW_CLASS}]+|[\s{_ZW_CLASS}]+$")
 _BLANK_RUN_RE = re.compile(rf"\n(?:[^\S\n]|[{_ZW_CLASS}])*(?:\n(?:[^\S\n]|[{_ZW_CLASS}])*){{2,}}\n")
 _WS_RE = re.compile(r"\s+")
