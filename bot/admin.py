@@ -84,8 +84,7 @@ async def city_progress(storage: Storage, survey: Survey) -> list[CityProgress]:
         elif city.status == ReportStatus.EXEMPT:
             state = "exempt"
         else:
-            prefilled = {"city_name", "country", "joined_gnlc"}
-            state = "in_progress" if set(answers) - prefilled or attachments else "not_started"
+            state = "in_progress" if engine.has_started(survey, report) else "not_started"
         rows.append(CityProgress(city, state, p.answered, p.question_count, p.required_missing))
     return rows
 

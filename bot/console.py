@@ -144,7 +144,7 @@ async def run_console(
             raise SystemExit(2)
         report = await storage.find_or_create_report(survey.id, city, country, None, service.clock())
         contact = await storage.console_contact(key, report.id, language, service.clock())
-        await service.prefill(contact, {"city_name": city, "country": country})
+        await service.prefill(contact, city=city, country=country, joined=None)
     await Console(service, contact).run(lines)
 
 

@@ -72,11 +72,12 @@ class TelegramFrontEnd:
             tr = get_translator(await self._language_of(chat_id))
             await send_reply(bot, chat_id, Reply(tr.t("Thank you.")), remove_reply_keyboard=True)
             self.contact_keyboards.discard(chat_id)
+        retired: list[int] = []
         for reply in replies:
             if reply.buttons or reply.request_contact_label:
                 old = self.keyboards.pop(chat_id, None)
                 if old is not None:
-                    await remove_keyboard(bot, chat_id, old)
+                    retired.append(old)
             remove = chat_id in self.contact_keyboards and not reply.buttons and not reply.request_contact_label
             sent = await send_reply(bot, chat_id, reply, remove_reply_keyboard=remove)
             if remove:
@@ -85,6 +86,9 @@ class TelegramFrontEnd:
                 self.contact_keyboards.add(chat_id)
             elif reply.buttons:
                 self.keyboards[chat_id] = sent.message_id
+        # The reply goes out first (the contact is waiting for it); old keyboards are retired after.
+        for message_id in retired:
+            await remove_keyboard(bot, chat_id, message_id)
 
     async def _language_of(self, chat_id: int) -> str:
         """The language of the contact in this private chat (English if unknown)."""
@@ -242,10 +246,7 @@ class TelegramFrontEnd:
             return
         city = await self.storage.get_report(contact.report_id)
         if city is not None:
-            prefill = {"city_name": city.name, "country": city.country}
-            if city.joined:
-                prefill["joined_gnlc"] = city.joined
-            await self.service.prefill(contact, prefill)
+            await self.service.prefill(contact, city=city.name, country=city.country, joined=city.joined)
         outcome = await self.service.begin(contact)
         await self.deliver(context, message.chat_id, outcome.replies)
 

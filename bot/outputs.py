@@ -16,6 +16,7 @@ import functools
 import html
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -42,16 +43,57 @@ MAX_ATTEMPTS = 5
 _TAG_RE = re.compile(r"</?[a-z]+[^>]*>|&[a-z]+;|&#\d+;")
 
 
-async def call_with_retry(make_call: Callable[[], Awaitable[T]], *, what: str = "call") -> T:
+class Pacer:
+    """Spaces calls to stay under a rate; a 429 pauses every caller for its retry_after.
+
+    Used for broadcasts (reminders): Telegram allows about 30 messages per second overall.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self.next_slot = 0.0
+        self.paused_until = 0.0
+
+    async def wait(self) -> None:
+        """Wait for this caller's turn."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            slot = max(now, self.next_slot, self.paused_until)
+            self.next_slot = slot + self.interval
+            await asyncio.sleep(slot - now)
+            if loop.time() >= self.paused_until:  # not overtaken by a 429 while waiting
+                return
+
+    def pause(self, seconds: float) -> None:
+        """Telegram asked everyone to wait (429 retry_after)."""
+        self.paused_until = max(self.paused_until, asyncio.get_running_loop().time() + seconds)
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB warns about the int/timedelta change on access
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return float(value) if isinstance(value, int | float) else value.total_seconds()
+
+
+async def call_with_retry(
+    make_call: Callable[[], Awaitable[T]], *, what: str = "call", pacer: Pacer | None = None
+) -> T:
     """Run a Bot API call, honouring 429 retry_after and retrying transient failures."""
     delay = 0.5
     for attempt in range(1, MAX_ATTEMPTS + 1):
+        if pacer is not None:
+            await pacer.wait()
         try:
             return await make_call()
         except RetryAfter as exc:
-            wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
+            wait = _retry_after_seconds(exc)
             logger.info("%s: flood control, retrying after %s s", what, wait)
-            await asyncio.sleep(float(wait))
+            if pacer is not None:
+                pacer.pause(wait)
+            else:
+                await asyncio.sleep(wait)
         except Forbidden as exc:
             raise Blocked(str(exc)) from exc
         except BadRequest:
@@ -143,7 +185,9 @@ def markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
     )
 
 
-async def send_reply(bot: Bot, chat_id: int, reply: Reply, *, remove_reply_keyboard: bool = False) -> Message:
+async def send_reply(
+    bot: Bot, chat_id: int, reply: Reply, *, remove_reply_keyboard: bool = False, pacer: Pacer | None = None
+) -> Message:
     """Send one reply (split if needed); returns the last message, which carries the keyboard."""
     chunks = split_html(reply.text)
     last: Message | None = None
@@ -164,6 +208,7 @@ async def send_reply(bot: Bot, chat_id: int, reply: Reply, *, remove_reply_keybo
                 disable_web_page_preview=True,
             ),
             what="sendMessage",
+            pacer=pacer,
         )
     assert last is not None
     return last

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -25,12 +24,13 @@ from bot.storage import City, Contact, Storage
 from conversation import callbacks, engine
 from conversation.i18n import Translator, get_translator
 from conversation.model import Survey
-from conversation.render import Button, Reply, esc
+from conversation.render import Button, Reply, esc, progress_summary
 from conversation.state import Report, ReportStatus
 
 logger = logging.getLogger(__name__)
 
-MESSAGES_PER_SECOND = 30.0
+# Telegram allows about 30 messages per second overall; a little under leaves room for jitter.
+MESSAGES_PER_SECOND = 29.0
 AFTER_DEADLINE = -1  # the offset used for the single "the deadline has passed" notice
 
 
@@ -96,17 +96,21 @@ async def due_reminders(
     if offset is None:
         return []
     key = policy.key(survey.id, offset)
+    waiting = await storage.contacts_awaiting_reminder(survey.id, key)  # one query, not one per contact
+    by_report: dict[int, list[Contact]] = {}
+    for contact in waiting:
+        by_report.setdefault(contact.report_id, []).append(contact)
     due: list[DueReminder] = []
-    async for city, answers, attachments in storage.iter_reports_with_answers(survey.id):
-        if city.status in (ReportStatus.SUBMITTED, ReportStatus.EXEMPT):
+    for report_id, contacts in by_report.items():
+        city = await storage.get_report(report_id)
+        if city is None or city.status in (ReportStatus.SUBMITTED, ReportStatus.EXEMPT):
             continue
-        report = Report(answers=answers, attachments=attachments, status=city.status)
-        for contact in await storage.contacts_of_report(city.id):
-            if contact.blocked or contact.reminders_paused or contact.chat_id is None:
-                continue
-            if await storage.reminder_sent(contact.id, key):
-                continue
-            due.append(DueReminder(contact, city, report, offset, key))
+        report = Report(
+            answers=await storage.answers_of(report_id),
+            attachments=await storage.attachments(report_id),
+            status=city.status,
+        )
+        due.extend(DueReminder(contact, city, report, offset, key) for contact in contacts)
     return due
 
 
@@ -140,24 +144,11 @@ def reminder_reply(
             city=city,
             date=deadline,
         )
-    p = engine.progress(survey, item.report, None)
-    prefilled = {"city_name", "country", "joined_gnlc"}
-    if not (set(item.report.answers) - prefilled) and not item.report.attachments:
+    if not engine.has_started(survey, item.report):
         body = _("You have not started yet. It can be completed over several sessions; every answer is saved at once.")
         button = _("Start the report")
     else:
-        body = tr.n(
-            "You have answered {count} of {total} questions.",
-            "You have answered {count} of {total} questions.",
-            p.answered,
-            total=p.question_count,
-        )
-        if p.required_missing:
-            body += " " + tr.n(
-                "{count} required question is still missing.",
-                "{count} required questions are still missing.",
-                p.required_missing,
-            )
+        body = progress_summary(tr, engine.progress(survey, item.report, None))
         button = _("Continue where I stopped")
     warning = _("Cities that do not submit a complete report by the deadline may not have their membership renewed.")
     return Reply(f"⏰ {head}\n{body}\n\n{warning}", ((Button(button, callbacks.command("begin")),),))
@@ -173,19 +164,18 @@ async def send_due(
     now: dt.datetime,
     send: Send,
     *,
-    rate: float = MESSAGES_PER_SECOND,
+    concurrency: int = 32,
 ) -> SendResult:
-    """Send every due reminder, paced under `rate` messages per second; report what happened."""
+    """Send every due reminder (the sender paces the calls, see `outputs.Pacer`); report what happened."""
     items = await due_reminders(storage, survey, policy, now)
     result = SendResult()
-    interval = 1.0 / rate
-    start = time.monotonic()
+    gate = asyncio.Semaphore(concurrency)
 
-    async def deliver(index: int, item: DueReminder) -> None:
-        # Fixed start slots keep the pace even when a call is slow; calls overlap.
-        delay = start + index * interval - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def deliver(item: DueReminder) -> None:
+        async with gate:
+            await deliver_one(item)
+
+    async def deliver_one(item: DueReminder) -> None:
         if not await storage.record_reminder(item.contact.id, item.key, now):
             result.skipped += 1  # another run claimed it
             return
@@ -203,7 +193,7 @@ async def send_due(
         else:
             result.sent += 1
 
-    await asyncio.gather(*(deliver(i, item) for i, item in enumerate(items)))
+    await asyncio.gather(*(deliver(item) for item in items))
     result.keys = sorted({item.key for item in items})
     logger.info(
         "reminders: %d sent, %d blocked, %d failed, %d skipped",

@@ -118,8 +118,9 @@ class IntakeService:
                 replies.extend(self.renderer.one(effect, step.report, step.session, tr))
         return Outcome(tuple(replies), step.session, step.report, tr, step.effects)
 
-    async def prefill(self, contact: Contact, answers: dict[str, str]) -> None:
-        """Fill answers the invitation already knows (city, country, joining date) if still empty."""
+    async def prefill(self, contact: Contact, *, city: str, country: str, joined: str | None) -> None:
+        """Fill answers the invitation already knows (city, country, joining month) if still empty."""
+        answers = engine.prefill_answers(self.survey, city=city, country=country, joined=joined)
         report, session = await self.storage.load(contact)
         missing = {k: val for k, val in answers.items() if val and not report.answers.get(k)}
         if not missing:

@@ -766,6 +766,21 @@ class Storage:
 
     # ------------------------------------------------------------ admins
 
+    async def contacts_awaiting_reminder(self, survey_id: str, key: str) -> list[Contact]:
+        """Contacts of open reports who can be reached, want reminders, and have not had `key`."""
+        columns = ", ".join(f"c.{name.strip()}" for name in _CONTACT_COLUMNS.split(","))
+        async with self._transaction(write=False) as db:
+            rows = await _all(
+                db,
+                f"SELECT {columns} FROM contacts AS c JOIN reports AS r ON r.id = c.report_id"
+                " LEFT JOIN reminders_sent AS s ON s.contact_id = c.id AND s.reminder_key = ?"
+                " WHERE r.survey_id = ? AND r.status = 'open' AND c.chat_id IS NOT NULL"
+                " AND c.blocked = 0 AND c.reminders_paused = 0 AND s.contact_id IS NULL"
+                " ORDER BY c.report_id, c.id",
+                (key, survey_id),
+            )
+        return [_contact(row) for row in rows]
+
     async def forget_reminder(self, contact_id: int, key: str) -> None:
         """Release a claimed reminder whose send failed, so a later run retries it."""
         async with self._transaction(write=True) as db:

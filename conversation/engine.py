@@ -135,6 +135,18 @@ def exported_answers(survey: Survey, report: Report) -> dict[str, object]:
     return {q.id: report.answers[q.id] for q in applicable(survey, report) if q.id in report.answers}
 
 
+def prefill_answers(survey: Survey, *, city: str, country: str, joined: str | None) -> dict[str, str]:
+    """The answers an invitation already knows, keyed by the questions marked `prefill`."""
+    known = {"city": city, "country": country, "joined": joined}
+    return {q.id: value for q in survey.questions if q.prefill and (value := known[q.prefill])}
+
+
+def has_started(survey: Survey, report: Report) -> bool:
+    """Whether a contact has answered anything beyond what the invitation pre-filled."""
+    prefilled = {q.id for q in survey.questions if q.prefill}
+    return bool(set(report.answers) - prefilled) or bool(report.attachments)
+
+
 def is_exempt(survey: Survey, answers: Mapping[str, object]) -> bool:
     """The form's rule: cities that joined in the last cycle report next time."""
     rule = survey.exemption

@@ -467,7 +467,8 @@ def get_translator(language: str, locales_dir: Path | None = None) -> Translator
     """
     if language not in LANGUAGES:
         raise UnknownLanguage(language)
-    return _load_translator(language, (locales_dir or LOCALES_DIR).resolve())
+    # LOCALES_DIR is already absolute; resolving it on every call (several per answer) is wasted work.
+    return _load_translator(language, LOCALES_DIR if locales_dir is None else locales_dir.resolve())
 
 
 def clear_translator_cache() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -81,6 +81,8 @@ class Question(_Frozen):
     required: bool = False
     choices: tuple[Choice, ...] = ()
     when: Condition | None = None
+    # Filled in from the invitation (the city's name, its country, its joining month).
+    prefill: Literal["city", "country", "joined"] | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> Question:
@@ -94,6 +96,10 @@ class Question(_Frozen):
             raise ValueError(f"question {self.id!r}: a {self.kind} question needs at least two choices")
         if not needs_choices and self.choices:
             raise ValueError(f"question {self.id!r}: a {self.kind} question takes no choices")
+        if self.prefill == "joined" and self.kind != Kind.MONTH_YEAR:
+            raise ValueError(f"question {self.id!r}: the joining month can only pre-fill a month_year question")
+        if self.prefill in ("city", "country") and self.kind != Kind.SHORT_TEXT:
+            raise ValueError(f"question {self.id!r}: a {self.prefill} can only pre-fill a short_text question")
         ids = [c.id for c in self.choices]
         if len(set(ids)) != len(ids):
             raise ValueError(f"question {self.id!r}: duplicate choice id")
@@ -180,6 +186,9 @@ class Survey(_Frozen):
                 raise ValueError(
                     f"exemption refers to {self.exemption.question!r}, which is not a month-and-year question"
                 )
+        sources = [q.prefill for q in seen.values() if q.prefill is not None]
+        if len(set(sources)) != len(sources):
+            raise ValueError("each invitation field may pre-fill only one question")
         uploads = [q.id for q in seen.values() if q.kind == Kind.FILE_UPLOAD]
         if len(uploads) > 1:
             raise ValueError(f"question {uploads[1]!r}: only one file-upload question is supported")
@@ -205,6 +214,10 @@ class Survey(_Frozen):
     def section(self, section_id: str) -> Section | None:
         """The section with this id, if any."""
         return next((s for s in self.sections if s.id == section_id), None)
+
+    def prefilled(self, source: str) -> Question | None:
+        """The question the invitation's `source` ("city", "country", "joined") fills in."""
+        return next((q for q in self.questions if q.prefill == source), None)
 
     @property
     def upload_question(self) -> Question | None:

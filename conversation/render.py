@@ -132,6 +132,21 @@ def format_progress(tr: Translator, p: Progress) -> str:
     )
 
 
+def progress_summary(tr: Translator, p: Progress) -> str:
+    """ "12 of 41 questions answered. 2 required questions are missing." """
+    text = tr.n(
+        "{count} of {total} questions answered.",
+        "{count} of {total} questions answered.",
+        p.answered,
+        total=p.question_count,
+    )
+    if p.required_missing:
+        text += " " + tr.n(
+            "{count} required question is missing.", "{count} required questions are missing.", p.required_missing
+        )
+    return text
+
+
 def format_answer(survey: Survey, report: Report, q: Question, value: AnswerValue | None, tr: Translator) -> str:
     """An answer as the contact would read it (escaped HTML)."""
     _ = tr.t
@@ -435,19 +450,7 @@ class Renderer:
             case "progress":
                 pr = p["progress"]
                 assert isinstance(pr, Progress)
-                text = tr.n(
-                    "{count} of {total} questions answered.",
-                    "{count} of {total} questions answered.",
-                    pr.answered,
-                    total=pr.question_count,
-                )
-                if pr.required_missing:
-                    text += " " + tr.n(
-                        "{count} required question is missing.",
-                        "{count} required questions are missing.",
-                        pr.required_missing,
-                    )
-                return Reply(text)
+                return Reply(progress_summary(tr, pr))
             case "submitted":
                 return Reply(
                     "✅ "
@@ -523,8 +526,9 @@ class Renderer:
                 "/help lists the commands."
             ),
         ]
-        city = report.answers.get("city_name")
-        country = report.answers.get("country")
+        city_q, country_q = self.survey.prefilled("city"), self.survey.prefilled("country")
+        city = report.answers.get(city_q.id) if city_q else None
+        country = report.answers.get(country_q.id) if country_q else None
         if city and country:
             lines.append("")
             lines.append(

@@ -427,7 +427,7 @@ async def console_walk(tmp_path: Path, lang: Lang) -> tuple[Storage, int, Script
     service = IntakeService(SURVEY, storage, tmp_path / "files")
     city = await storage.find_or_create_report(SURVEY.id, lang.city, lang.country, None, utc_now())
     contact = await storage.console_contact(f"console:{lang.code}", city.id, lang.code, utc_now())
-    await service.prefill(contact, {"city_name": lang.city, "country": lang.country})
+    await service.prefill(contact, city=lang.city, country=lang.country, joined=None)
     document = tmp_path / "plan.pdf"
     document.write_bytes(b"%PDF-1.4 plan")
     out = io.StringIO()
@@ -526,7 +526,7 @@ async def test_switching_language_in_the_console(tmp_path: Path) -> None:
         service = IntakeService(SURVEY, storage, tmp_path / "files")
         city = await storage.find_or_create_report(SURVEY.id, "Hamburg", "Germany", None, utc_now())
         contact = await storage.console_contact("console:switch", city.id, "en", utc_now())
-        await service.prefill(contact, {"city_name": "Hamburg", "country": "Germany"})
+        await service.prefill(contact, city="Hamburg", country="Germany", joined=None)
         out = io.StringIO()
         lines = io.StringIO("1\nwww.hamburg.de\n03/2016\n/language zh\n张伟\n")
         await Console(service, contact, out).run(lines)

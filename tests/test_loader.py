@@ -300,6 +300,7 @@ BROKEN_CASES = {
     "invalid_yaml.yaml": ("mayor_name", "invalid YAML at line 17"),
     "max_words_on_non_text.yaml": ("strategy_adopted", "max_words only applies to text questions"),
     "missing_text.yaml": ("resource_mobilisation", "missing field 'text'"),
+    "prefill_wrong_kind.yaml": ("joined_gnlc", "can only pre-fill a month_year question"),
 }
 
 

@@ -78,7 +78,7 @@ async def test_each_offset_once_per_contact_in_language_skipping_done_cities(sto
     await storage.set_reminders_paused(paused.id, True)
 
     out = Outbox()
-    result = await send_due(storage, SURVEY, POLICY, at(24), out, rate=1000)  # 7 days before
+    result = await send_due(storage, SURVEY, POLICY, at(24), out)  # 7 days before
     assert result.sent == 2
     assert sorted(c for c, _ in out.sent) == [fr.chat_id, en.chat_id]
     (fr_text,) = out.to(101)
@@ -90,12 +90,12 @@ async def test_each_offset_once_per_contact_in_language_skipping_done_cities(sto
     assert out.sent[0][1].buttons  # a button that continues the report
 
     # Second run at the same offset, even after a "restart" (new Storage object): nothing.
-    again = await send_due(storage, SURVEY, POLICY, at(25), Outbox(), rate=1000)
+    again = await send_due(storage, SURVEY, POLICY, at(25), Outbox())
     assert again.sent == 0
 
     # Next offset fires once more.
     later = Outbox()
-    assert (await send_due(storage, SURVEY, POLICY, at(28), later, rate=1000)).sent == 2
+    assert (await send_due(storage, SURVEY, POLICY, at(28), later)).sent == 2
     assert "in 3 days" in later.to(102)[0]
 
 
@@ -103,11 +103,11 @@ async def test_blocked_contact_recorded_and_others_reached(storage):
     await contact(storage, "A", 201)
     await contact(storage, "B", 202)
     out = Outbox(blocked={201})
-    result = await send_due(storage, SURVEY, POLICY, at(1), out, rate=1000)
+    result = await send_due(storage, SURVEY, POLICY, at(1), out)
     assert (result.sent, result.blocked) == (1, 1)
     assert (await storage.contact_by_telegram_user(201)).blocked
     # A blocked contact is not tried again.
-    assert (await send_due(storage, SURVEY, POLICY, at(18), Outbox(), rate=1000)).blocked == 0
+    assert (await send_due(storage, SURVEY, POLICY, at(18), Outbox())).blocked == 0
 
 
 async def test_failed_send_is_retried_next_run(storage):
@@ -116,17 +116,17 @@ async def test_failed_send_is_retried_next_run(storage):
     async def broken(chat_id, reply):
         raise ConnectionError("network down")
 
-    first = await send_due(storage, SURVEY, POLICY, at(1), broken, rate=1000)
+    first = await send_due(storage, SURVEY, POLICY, at(1), broken)
     assert first.failed == 1
     out = Outbox()
-    assert (await send_due(storage, SURVEY, POLICY, at(1, 12, 10), out, rate=1000)).sent == 1
+    assert (await send_due(storage, SURVEY, POLICY, at(1, 12, 10), out)).sent == 1
 
 
 async def test_after_deadline_notice_mentions_late_policy(storage):
     await contact(storage, "A", 401)
     out = Outbox()
     strict = ReminderPolicy(deadline=POLICY.deadline, accept_late=False)
-    await send_due(storage, SURVEY, strict, dt.datetime(2022, 1, 2, 9, tzinfo=UTC), out, rate=1000)
+    await send_due(storage, SURVEY, strict, dt.datetime(2022, 1, 2, 9, tzinfo=UTC), out)
     (text,) = out.to(401)
     assert "has passed" in text and "can no longer be submitted" in text
 
@@ -135,10 +135,41 @@ async def test_restart_between_runs_sends_nothing_twice(tmp_path):
     path = tmp_path / "db.sqlite3"
     s1 = await Storage.open(path)
     await contact(s1, "A", 501)
-    assert (await send_due(s1, SURVEY, POLICY, at(2), Outbox(), rate=1000)).sent == 1
+    assert (await send_due(s1, SURVEY, POLICY, at(2), Outbox())).sent == 1
     await s1.close()
     s2 = await Storage.open(path)
     try:
-        assert (await send_due(s2, SURVEY, POLICY, at(3), Outbox(), rate=1000)).sent == 0
+        assert (await send_due(s2, SURVEY, POLICY, at(3), Outbox())).sent == 0
     finally:
         await s2.close()
+
+
+async def test_broadcast_over_the_bot_api_keeps_pace_and_reaches_everyone_once(storage):
+    """90 contacts through python-telegram-bot against the fake server limiting to 30 messages/s."""
+    import time
+
+    from telegram import Bot
+
+    from bot.outputs import Pacer, send_reply
+    from bot.reminders import MESSAGES_PER_SECOND
+    from tests.fakes.bot_api import FakeBotAPI
+
+    with FakeBotAPI() as api:
+        api.rate_limit_per_second = 30
+        for user_id in range(2000, 2090):
+            api.add_user(user_id)
+            await contact(storage, f"City {user_id}", user_id)
+        api.block(2005)
+        pacer = Pacer(MESSAGES_PER_SECOND)
+        async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
+            started = time.monotonic()
+            result = await send_due(
+                storage, SURVEY, POLICY, at(24), lambda chat, reply: send_reply(bot, chat, reply, pacer=pacer)
+            )
+            elapsed = time.monotonic() - started
+        assert (result.sent, result.blocked, result.failed) == (89, 1, 0)
+        delivered = [int(r.int_param("chat_id") or 0) for r in api.calls_to("sendMessage", ok=True)]
+        assert sorted(delivered) == [u for u in range(2000, 2090) if u != 2005]  # each exactly once
+        assert elapsed >= 89 / 30 - 0.2  # under Telegram's limit
+        blocked = await storage.contact_by_telegram_user(2005)
+        assert blocked is not None and blocked.blocked

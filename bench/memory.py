@@ -1,0 +1,154 @@
+"""Memory: resident set of the bot process with 5,000 contacts mid-report vs the idle bot.
+
+    python -m bench.memory
+
+1,000 reports with 5 contacts each (5,000 contacts, every one asked a long-text question, earlier
+questions answered) are created with `Storage`. The bot runs in its own process; its VmRSS is read
+from /proc after a gc.collect() in it:
+
+- at start (polling, no update handled yet),
+- idle: after a warm-up of 50 contacts answering (code paths, catalogs and pools loaded),
+- after every one of the 5,000 contacts has sent an answer and got the reply (50 in flight).
+
+Target: ≤ 60 MB above idle. The echo baseline gets the same 5,000 users and texts; its growth is
+what python-telegram-bot itself keeps per chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import (
+    LONG_TEXT_OPEN,
+    BenchAPI,
+    BotProcess,
+    Row,
+    asking,
+    drive,
+    print_table,
+    prose,
+    report_answers,
+    say,
+    seed,
+    time_bound,
+)
+from conversation.state import AnswerValue, Session
+
+REPORTS = 1000
+PER_REPORT = 5
+WARM_UP = 50
+IN_FLIGHT = 50
+LIMIT_MB = 60.0
+
+
+def cursor_of(report: int, contact: int) -> str:
+    return LONG_TEXT_OPEN[(report + contact * 3) % len(LONG_TEXT_OPEN)]
+
+
+async def build(db_path: Path) -> list[int]:
+    """Seed; return the 5,000 contacts' user ids."""
+
+    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
+        first = min((cursor_of(index, k) for k in range(PER_REPORT)), key=LONG_TEXT_OPEN.index)
+        return report_answers(rng, index, long_words=(40, 150), only_before=first)
+
+    def session_for(index: int, k: int, answers: dict[str, AnswerValue]) -> Session:
+        return asking(cursor_of(index, k), answers)
+
+    seeded = await seed(db_path, REPORTS, PER_REPORT, answers_for=answers_for, session_for=session_for)
+    return [s.user_id for contacts in seeded for s in contacts]
+
+
+def exercise(bot: BotProcess, api: BenchAPI, users: list[int], texts: dict[int, str]) -> dict[str, float]:
+    """RSS (MB) at start, after the warm-up, after all users; and how many replies came back."""
+    figures = {"start": bot.rss_kb() / 1024}
+    warm = drive(api, {u: [texts[u]] for u in users[:WARM_UP]})
+    figures["idle"] = bot.rss_kb() / 1024
+    rest = drive(api, {u: [texts[u]] for u in users[WARM_UP:]}, in_flight=IN_FLIGHT)
+    figures["loaded"] = bot.rss_kb() / 1024
+    replies = [m for d in (warm, rest) for msgs in d.replies.values() for m in msgs]
+    figures["replied"] = sum(1 for m in replies if m.ok)
+    figures["seconds"] = rest.finished - rest.started
+    return figures
+
+
+def main() -> int:
+    time_bound(175)
+    rng = random.Random(5)
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        work = Path(tmp)
+        data_dir = work / "data"
+        t0 = time.perf_counter()
+        users = asyncio.run(build(data_dir / "gnlc.sqlite3"))
+        say(f"seeded {REPORTS} reports, {len(users)} contacts in {time.perf_counter() - t0:.1f} s")
+        texts = {u: prose(rng, 30) for u in users}
+        results: dict[str, dict[str, float]] = {}
+        errors: list[str] = []
+        for name in ("ours", "echo"):
+            api = BenchAPI()
+            api.start()
+            try:
+                extra = ("--data-dir", str(data_dir)) if name == "ours" else ()
+                with BotProcess(name, api, work, *extra) as bot:
+                    say(f"{name}: {len(users)} contacts answering")
+                    results[name] = exercise(bot, api, users, texts)
+                    if name == "ours":
+                        errors = bot.errors_logged()
+            finally:
+                api.shutdown()
+
+    ours, echo = results["ours"], results["echo"]
+    rows = [
+        Row("RSS at start, MB", ours["start"], echo["start"], "MB", decimals=1),
+        Row(f"RSS idle (after {WARM_UP} answers), MB", ours["idle"], echo["idle"], "MB", decimals=1),
+        Row(f"RSS after {len(users):,} contacts answered, MB", ours["loaded"], echo["loaded"], "MB", decimals=1),
+        Row(
+            "growth above idle, MB",
+            ours["loaded"] - ours["idle"],
+            echo["loaded"] - echo["idle"],
+            "MB",
+            decimals=1,
+            limit=LIMIT_MB,
+            absolute=True,
+        ),
+        Row(
+            "growth above start, MB",
+            ours["loaded"] - ours["start"],
+            echo["loaded"] - echo["start"],
+            "MB",
+            decimals=1,
+            limit=LIMIT_MB,
+            absolute=True,
+        ),
+        Row(
+            "per contact, kB",
+            (ours["loaded"] - ours["idle"]) * 1024 / len(users),
+            (echo["loaded"] - echo["idle"]) * 1024 / len(users),
+            "kB",
+        ),
+        Row(
+            "answers replied",
+            ours["replied"],
+            echo["replied"],
+            decimals=0,
+            limit=len(users),
+            absolute=True,
+            higher_is_better=True,
+            target_text=f"= {len(users)}",
+        ),
+        Row("time for the 5,000 answers, s", ours["seconds"], echo["seconds"], "s", decimals=1),
+    ]
+    notes = [
+        f"{REPORTS} reports x {PER_REPORT} contacts; VmRSS of the bot process after gc.collect(); "
+        f"{IN_FLIGHT} contacts in flight",
+    ] + [f"bot log: {line}" for line in errors[:5]]
+    return 0 if print_table("memory with 5,000 contacts mid-report", rows, notes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
