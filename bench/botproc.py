@@ -84,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
     """Run a bot (ours or the echo baseline) until told to quit."""
     storage = None
     if args.mode == "ours":
+        from bot.polling import DurablePolling
         from bot.service import IntakeService
         from bot.settings import Settings
         from bot.storage import Storage
@@ -101,12 +102,20 @@ async def serve(args: argparse.Namespace) -> None:
         app, front = build_application(settings, SURVEY, storage, service)
         await app.initialize()
         await on_startup(app, front)
+        await app.start()
+        # Ours polls durably (each fetched batch is committed before it is confirmed).
+        poller: DurablePolling | None = DurablePolling(
+            app, storage, allowed_updates=list(Update.ALL_TYPES), poll_timeout=POLL_TIMEOUT
+        )
+        assert poller is not None
+        await poller.start()
     else:
         app = echo_application(args)
         await app.initialize()
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=POLL_TIMEOUT, allowed_updates=Update.ALL_TYPES)
+        await app.start()
+        poller = None
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=POLL_TIMEOUT, allowed_updates=Update.ALL_TYPES)
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     try:
@@ -120,7 +129,10 @@ async def serve(args: argparse.Namespace) -> None:
             else:  # "quit" or end of input
                 break
     finally:
-        await app.updater.stop()
+        if poller is not None:
+            await poller.stop()
+        elif app.updater is not None:
+            await app.updater.stop()
         await app.stop()
         await app.shutdown()
         if storage is not None:

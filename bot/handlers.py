@@ -51,6 +51,9 @@ class TelegramFrontEnd:
         # chats whose "share my phone number" keyboard is showing
         self.contact_keyboards: set[int] = set()
         self.bot_username: str | None = None
+        # Redelivered updates already applied before a crash (filled by bot.polling.DurablePolling):
+        # update id -> whether to show the contact where they are.
+        self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
 
     def attach(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -107,13 +110,26 @@ class TelegramFrontEnd:
         data = await call_with_retry(tg_file.download_as_bytearray, what="download")
         return bytes(data)
 
-    async def run(self, context: Context, contact: Contact, event: Input, message_id: int | None = None) -> Outcome:
+    async def run(
+        self, context: Context, contact: Contact, event: Input, update_id: int, message_id: int | None = None
+    ) -> Outcome:
         """One input through the service, with Telegram's file download."""
 
         async def fetch(file: FileInput) -> bytes:
             return await self.fetch_file(context, file)
 
-        return await self.service.handle(contact, event, fetch=fetch, message_id=message_id)
+        return await self.service.handle(contact, event, fetch=fetch, message_id=message_id, update_id=update_id)
+
+    async def replayed(self, context: Context, update: Update, contact: Contact, chat_id: int) -> bool:
+        """A redelivered update already applied before a crash: show where the contact is, apply nothing."""
+        if update.update_id not in self.replays:
+            return False
+        show = self.replays.pop(update.update_id)
+        if update.callback_query is not None:
+            await self.answer(update.callback_query, None)
+        if show:
+            await self.deliver(context, chat_id, (await self.service.where(contact)).replies)
+        return True
 
     # -- messages
 
@@ -143,14 +159,16 @@ class TelegramFrontEnd:
             return
         if contact.blocked or contact.chat_id != chat_id:
             await self.storage.rebind_chat(contact.id, chat_id)
+        if await self.replayed(context, update, contact, chat_id):
+            return
         event = message_input(message, context.bot.username)
         if cmd is not None and cmd[0] == "start":
-            outcome = await self.service.begin(contact)
+            outcome = await self.service.begin(contact, update_id=update.update_id)
         elif cmd is not None and cmd[0] == "reminders":
             await self.toggle_reminders(context, contact)
             return
         else:
-            outcome = await self.run(context, contact, event, message.message_id)
+            outcome = await self.run(context, contact, event, update.update_id, message.message_id)
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
 
@@ -264,7 +282,9 @@ class TelegramFrontEnd:
             logger.debug("edit of message %s maps to no answer", message.message_id)
             return
         question_id, previous = found
-        outcome = await self.run(context, contact, EditInput(question_id, message.text, previous))
+        if self.replays.pop(update.update_id, None) is not None:
+            return  # this edit was applied before the crash
+        outcome = await self.run(context, contact, EditInput(question_id, message.text, previous), update.update_id)
         if not any(isinstance(e, Rejected) for e in outcome.effects):
             await self.storage.remember_answer_message(contact.id, message.message_id, question_id, message.text)
         await self.deliver(context, message.chat_id, outcome.replies)
@@ -284,7 +304,9 @@ class TelegramFrontEnd:
         if event is None or contact is None or message is None:
             await self.answer(query, tr.t("That button is no longer active."))
             return
-        outcome = await self.run(context, contact, event)
+        if await self.replayed(context, update, contact, message.chat_id):
+            return
+        outcome = await self.run(context, contact, event, update.update_id)
         tr = outcome.translator
         stale = [e for e in outcome.effects if isinstance(e, Rejected) and e.code == "stale_button"]
         if stale and len(outcome.effects) == 1:

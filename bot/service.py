@@ -79,23 +79,37 @@ class IntakeService:
         self.clock = clock
         self.renderer = Renderer(survey)
 
-    async def begin(self, contact: Contact) -> Outcome:
+    async def begin(self, contact: Contact, *, update_id: int | None = None) -> Outcome:
         """What a contact sees on /start: the introduction, or where they stopped."""
         report, session = await self.storage.load(contact)
         step = engine.start(self.survey, report, session)
-        if step.session != session:
-            await self.storage.save(contact, report, step.report, step.session, self.clock())
+        if step.session != session or update_id is not None:
+            await self.storage.save(contact, report, step.report, step.session, self.clock(), update_id=update_id)
         tr = get_translator(step.session.language)
         replies = tuple(self.renderer.render(step.effects, step.report, step.session, tr))
         return Outcome(replies, step.session, step.report, tr, step.effects)
 
+    async def where(self, contact: Contact) -> Outcome:
+        """The contact's current question (or state), changing nothing."""
+        report, session = await self.storage.load(contact)
+        step = engine.current(self.survey, report, session)
+        tr = get_translator(session.language)
+        replies = tuple(self.renderer.render(step.effects, report, session, tr))
+        return Outcome(replies, session, report, tr, step.effects)
+
     async def handle(
-        self, contact: Contact, event: Input, fetch: Fetch | None = None, *, message_id: int | None = None
+        self,
+        contact: Contact,
+        event: Input,
+        fetch: Fetch | None = None,
+        *,
+        message_id: int | None = None,
+        update_id: int | None = None,
     ) -> Outcome:
         """Apply one input: engine, commit, file work, then the replies.
 
         `message_id` identifies the contact's message that carried a typed answer, so that
-        editing it later updates the answer.
+        editing it later updates the answer; `update_id` is the Telegram update it came in.
         """
         now = self.clock()
         report, session = await self.storage.load(contact)
@@ -106,7 +120,9 @@ class IntakeService:
         if message_id is not None and isinstance(event, TextInput) and answering:
             assert session.cursor is not None
             carried = (message_id, session.cursor, event.text)
-        await self.storage.save(contact, report, step.report, step.session, now, answer_message=carried)
+        await self.storage.save(
+            contact, report, step.report, step.session, now, answer_message=carried, update_id=update_id
+        )
         tr = get_translator(step.session.language)
         replies: list[Reply] = []
         for effect in step.effects:

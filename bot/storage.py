@@ -137,6 +137,20 @@ MIGRATIONS: tuple[str, ...] = (
         language TEXT NOT NULL DEFAULT 'en'
     );
     """,
+    # v3: updates fetched from Telegram but not yet handled (so a crash loses none), and the
+    # updates whose changes are committed (so a redelivered one is not applied twice). Update ids
+    # are compared only within days: Telegram may restart them at random after a quiet week.
+    """
+    CREATE TABLE handled_updates (
+        update_id INTEGER PRIMARY KEY,
+        handled_at TEXT NOT NULL
+    );
+    CREATE TABLE inbox (
+        update_id INTEGER PRIMARY KEY,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -578,11 +592,13 @@ class Storage:
         now: dt.datetime,
         *,
         answer_message: tuple[int, str, str] | None = None,
+        update_id: int | None = None,
     ) -> None:
         """Commit the answers and status that changed from `before` to `after`, and the session.
 
         `answer_message` (message id, question id, text) records, in the same transaction, which
-        message carried the answer, so editing that message later can update it.
+        message carried the answer, so editing that message later can update it. `update_id` is
+        the Telegram update that caused the change, remembered so a redelivery is not applied twice.
         """
         at = _ts(now)
         report_id = contact.report_id
@@ -628,6 +644,10 @@ class Storage:
                 raise LookupError(f"no contact with id {contact.id}")
             if answered:
                 await _add_language(db, report_id, session.language)
+            if update_id is not None:
+                await db.execute(
+                    "INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, at)
+                )
             if answer_message is not None:
                 await db.execute(
                     "INSERT OR REPLACE INTO answer_messages (contact_id, message_id, question_id, text)"
@@ -780,6 +800,41 @@ class Storage:
                 (key, survey_id),
             )
         return [_contact(row) for row in rows]
+
+    # ------------------------------------------------------------ inbox
+
+    async def inbox_add(self, updates: list[tuple[int, str]], now: dt.datetime) -> None:
+        """Keep fetched updates (id, JSON) until they are handled, before Telegram forgets them."""
+        async with self._transaction(write=True) as db:
+            await db.executemany(
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                [(update_id, payload, _ts(now)) for update_id, payload in updates],
+            )
+
+    async def inbox_done(self, update_id: int) -> None:
+        """Forget an update that has been handled."""
+        async with self._transaction(write=True) as db:
+            await db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))
+
+    async def handled(self, update_ids: list[int]) -> set[int]:
+        """Which of these updates already had their changes committed."""
+        if not update_ids:
+            return set()
+        marks = ",".join("?" * len(update_ids))
+        async with self._transaction(write=False) as db:
+            rows = await _all(db, f"SELECT update_id FROM handled_updates WHERE update_id IN ({marks})", update_ids)
+        return {int(row["update_id"]) for row in rows}
+
+    async def forget_handled_before(self, moment: dt.datetime) -> None:
+        """Drop old handled-update marks (redeliveries only happen within a day)."""
+        async with self._transaction(write=True) as db:
+            await db.execute("DELETE FROM handled_updates WHERE handled_at < ?", (_ts(moment),))
+
+    async def inbox_pending(self) -> list[tuple[int, str]]:
+        """Updates fetched but not handled when the bot last stopped, oldest first."""
+        async with self._transaction(write=False) as db:
+            rows = await _all(db, "SELECT update_id, payload FROM inbox ORDER BY update_id")
+        return [(int(row["update_id"]), str(row["payload"])) for row in rows]
 
     async def forget_reminder(self, contact_id: int, key: str) -> None:
         """Release a claimed reminder whose send failed, so a later run retries it."""

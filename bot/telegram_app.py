@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 import secrets
+import signal
 from collections.abc import Awaitable
 from typing import Any
 
@@ -31,6 +32,7 @@ from telegram.request import HTTPXRequest
 from bot.cli_extra import policy_from
 from bot.handlers import TelegramFrontEnd
 from bot.outputs import Pacer, call_with_retry, send_reply
+from bot.polling import DurablePolling
 from bot.reminders import MESSAGES_PER_SECOND, send_due
 from bot.service import IntakeService
 from bot.settings import Settings
@@ -112,7 +114,7 @@ def build_application(
     )
     front = TelegramFrontEnd(service, storage, settings)
     request = HTTPXRequest(connection_pool_size=64, connect_timeout=10, read_timeout=20, write_timeout=30)
-    app = (
+    builder = (
         Application.builder()
         .token(settings.bot_token.get_secret_value())
         .base_url(settings.bot_api_base_url)
@@ -121,8 +123,10 @@ def build_application(
         .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
         .post_init(lambda application: on_startup(application, front))
-        .build()
     )
+    if not settings.webhook_url:
+        builder = builder.updater(None)  # long polling is done by bot.polling.DurablePolling
+    app = builder.build()
     private = filters.ChatType.PRIVATE
     app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, front.on_message))
     app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, front.on_edited))
@@ -158,20 +162,43 @@ async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: Tele
     logger.info("bot @%s ready", app.bot.username)
 
 
+async def serve_polling(
+    app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd, storage: Storage
+) -> None:
+    """Run the bot with durable long polling until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.initialize()
+    try:
+        await on_startup(app, front)
+        await app.start()
+        poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), replays=front.replays)
+        await poller.start()
+        await stop.wait()
+        logger.info("stopping")
+        await poller.stop()
+        await app.stop()
+    finally:
+        await app.shutdown()
+
+
 def run_bot(settings: Settings, survey: Survey, storage: Storage) -> None:
     """Run until interrupted: long polling, or a webhook when WEBHOOK_URL is set."""
-    app, _front = build_application(settings, survey, storage)
-    allowed = Update.ALL_TYPES
-    if settings.webhook_url:
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
-        app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path="telegram",
-            webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
-            secret_token=secret,
-            allowed_updates=allowed,
-            close_loop=False,
-        )
-    else:
-        app.run_polling(allowed_updates=allowed, close_loop=False)
+    app, front = build_application(settings, survey, storage)
+    if not settings.webhook_url:
+        asyncio.get_event_loop().run_until_complete(serve_polling(app, front, storage))
+        return
+    # Webhook mode: python-telegram-bot answers Telegram once an update is queued, so an update
+    # in flight during a crash is not redelivered (durable polling does not have this gap).
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+    app.run_webhook(
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+        url_path="telegram",
+        webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
+        secret_token=secret,
+        allowed_updates=Update.ALL_TYPES,
+        close_loop=False,
+    )

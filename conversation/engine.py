@@ -166,6 +166,11 @@ def start(survey: Survey, report: Report, session: Session) -> Step:
     return Step(report, session, (ShowIntro(started=True), *_reask(survey, report, session)))
 
 
+def current(survey: Survey, report: Report, session: Session) -> Step:
+    """Show the contact where they are, changing nothing (e.g. after a redelivered update)."""
+    return Step(report, session, _reask(survey, report, session))
+
+
 def advance(
     survey: Survey,
     report: Report,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import admin
+from bot.polling import DurablePolling
 from bot.service import IntakeService, utc_now
 from bot.settings import Settings
 from bot.storage import Contact, Storage
@@ -158,13 +159,18 @@ async def running_bot(
     await app.initialize()
     await on_startup(app, front)
     await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=["message", "edited_message",
-                                                                                  "callback_query", "my_chat_member"])
+    poller = DurablePolling(
+        app,
+        storage,
+        allowed_updates=["message", "edited_message", "callback_query", "my_chat_member"],
+        poll_timeout=1,
+        replays=front.replays,
+    )
+    await poller.start()
     try:
         yield Harness(api, app, storage, SURVEY, front)
     finally:
-        await app.updater.stop()
+        await poller.stop()
         await app.stop()
         await app.shutdown()
         await storage.close()

@@ -36,6 +36,7 @@ import pytest
 import pytest_asyncio
 from telegram import Update
 
+from bot.polling import DurablePolling
 from bot.service import IntakeService, utc_now
 from bot.settings import Settings
 from bot.storage import Storage
@@ -77,12 +78,12 @@ async def production_like_bot(data_dir: Path) -> AsyncIterator[Harness]:
     await app.initialize()
     await on_startup(app, front)
     await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), poll_timeout=1)
+    await poller.start()
     try:
         yield Harness(api, app, storage, SURVEY, front)
     finally:
-        await app.updater.stop()
+        await poller.stop()
         await app.stop()
         await app.shutdown()
         await storage.close()

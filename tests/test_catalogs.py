@@ -22,9 +22,29 @@ def msgids(path: Path) -> set[str]:
 def test_template_is_up_to_date_with_the_code(tmp_path):
     fresh = tmp_path / "messages.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
-         "-k", "t", "-k", "n:1,2", "-k", "pt:1c,2", "-k", "npt:1c,2,3", "--no-wrap", "-o", str(fresh), "."],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "t",
+            "-k",
+            "n:1,2",
+            "-k",
+            "pt:1c,2",
+            "-k",
+            "npt:1c,2,3",
+            "--no-wrap",
+            "-o",
+            str(fresh),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     missing = msgids(fresh) - msgids(POT)
     assert not missing, f"run `python tools/catalogs.py update`; not in the template: {sorted(missing)[:5]}"

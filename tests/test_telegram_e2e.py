@@ -114,9 +114,7 @@ async def test_word_overflow_then_shorter_answer_then_edit(tmp_path):
         assert await user.answered("equity_inclusion") == "Refugees and older adults are reached."
         await user.press("Next question", "decent work")
         # Editing an earlier answer later updates it, and the contact is told.
-        await user.act(
-            lambda: h.api.edit_text(1002, refused, "Refugees, migrants and older adults."), "edited answer"
-        )
+        await user.act(lambda: h.api.edit_text(1002, refused, "Refugees, migrants and older adults."), "edited answer")
         contact = await h.contact(1002)
         answers = await h.storage.answers_of(contact.report_id)
         assert answers["equity_inclusion"] == "Refugees, migrants and older adults."
@@ -182,8 +180,11 @@ async def test_stale_forged_and_repeated_buttons_change_nothing(tmp_path):
         question, _ = user.keyboard_message("Yes")
         await user.press("Yes", "Please briefly describe this mechanism")
         # The answered question's keyboard was removed; pressing its old button again is stale.
-        assert not (h.api.messages(1005)[[m.message_id for m in h.api.messages(1005)].index(question.message_id)]
-                    .inline_keyboard)
+        assert not (
+            h.api.messages(1005)[
+                [m.message_id for m in h.api.messages(1005)].index(question.message_id)
+            ].inline_keyboard
+        )
         for data in ("a:core_team:no", "a:core_team:maybe", "c:drop_tables", "x" * 64, "a:city_name:<b>"):
             mark = h.api.mark()
             query = h.api.press(1005, question.message_id, data, force=True)
