@@ -142,11 +142,10 @@ async def serve(args: argparse.Namespace) -> None:
 async def remind(args: argparse.Namespace) -> dict[str, Any]:
     """One `send_due` run through the real Bot API client."""
     from bot.cli_extra import policy_from
-    from bot.outputs import send_reply
+    from bot.outputs import broadcaster
     from bot.reminders import send_due
     from bot.settings import Settings
     from bot.storage import Storage
-    from conversation.render import Reply
 
     settings = Settings(bot_token=args.token, data_dir=args.data_dir, reminders_enabled=False)
     policy = policy_from(settings, SURVEY)
@@ -155,10 +154,7 @@ async def remind(args: argparse.Namespace) -> dict[str, Any]:
     bot = Bot(args.token, base_url=args.base_url, base_file_url=args.file_url, request=HTTPXRequest(**POOL))  # type: ignore[arg-type]
     try:
         async with bot:
-
-            async def send(chat_id: int, reply: Reply) -> None:
-                await send_reply(bot, chat_id, reply)
-
+            send = broadcaster(bot)  # as the bot and `python -m bot remind` send reminders
             started_at = time.time()
             start = time.perf_counter()
             result = await send_due(storage, SURVEY, policy, now, send)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from bot.exports import ExportError, export_files, export_reports
-from bot.reminders import MESSAGES_PER_SECOND, ReminderPolicy, send_due
+from bot.reminders import ReminderPolicy, send_due
 from bot.service import utc_now
 from bot.settings import Settings
 from bot.storage import Storage
@@ -34,9 +34,8 @@ async def cmd_remind(args: argparse.Namespace, settings: Settings, survey: Surve
         return 2
     from telegram import Bot
 
-    from bot.outputs import Pacer, send_reply
+    from bot.outputs import broadcaster
 
-    pacer = Pacer(MESSAGES_PER_SECOND)
     async with Bot(
         settings.bot_token.get_secret_value(),
         base_url=settings.bot_api_base_url,
@@ -47,7 +46,7 @@ async def cmd_remind(args: argparse.Namespace, settings: Settings, survey: Surve
             survey,
             policy_from(settings, survey),
             utc_now(),
-            lambda chat_id, reply: send_reply(bot, chat_id, reply, pacer=pacer),
+            broadcaster(bot),
         )
     sys.stdout.write(
         f"reminders: {result.sent} sent, {result.blocked} blocked, {result.failed} failed, {result.skipped} skipped\n"

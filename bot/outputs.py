@@ -249,3 +249,17 @@ async def remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
         )
     except BadRequest as exc:  # already removed, or the message is gone: nothing to do
         logger.debug("keyboard of %s not removed: %s", message_id, exc)
+
+
+# Telegram allows about 30 messages per second overall; a little under leaves room for jitter.
+BROADCAST_RATE = 29.0
+
+
+def broadcaster(bot: Bot, per_second: float = BROADCAST_RATE) -> Callable[[int, Reply], Awaitable[Message]]:
+    """A sender for messages to many chats (reminders): paced, with 429 pauses shared by all calls."""
+    pacer = Pacer(per_second)
+
+    async def send(chat_id: int, reply: Reply) -> Message:
+        return await send_reply(bot, chat_id, reply, pacer=pacer)
+
+    return send

@@ -29,8 +29,6 @@ from conversation.state import Report, ReportStatus
 
 logger = logging.getLogger(__name__)
 
-# Telegram allows about 30 messages per second overall; a little under leaves room for jitter.
-MESSAGES_PER_SECOND = 29.0
 AFTER_DEADLINE = -1  # the offset used for the single "the deadline has passed" notice
 
 

@@ -648,6 +648,8 @@ class Storage:
                 await db.execute(
                     "INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, at)
                 )
+                # Handled: out of the inbox in the same commit (saves the poller a second write).
+                await db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))
             if answer_message is not None:
                 await db.execute(
                     "INSERT OR REPLACE INTO answer_messages (contact_id, message_id, question_id, text)"

@@ -31,15 +31,14 @@ from telegram.request import HTTPXRequest
 
 from bot.cli_extra import policy_from
 from bot.handlers import TelegramFrontEnd
-from bot.outputs import Pacer, call_with_retry, send_reply
+from bot.outputs import broadcaster, call_with_retry
 from bot.polling import DurablePolling
-from bot.reminders import MESSAGES_PER_SECOND, send_due
+from bot.reminders import send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
 from conversation.i18n import LANGUAGES, get_translator
 from conversation.model import Survey
-from conversation.render import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +136,9 @@ def build_application(
     front.attach(app)
     if app.job_queue is not None and settings.reminders_enabled:
         policy = policy_from(settings, survey)
-        pacer = Pacer(MESSAGES_PER_SECOND)
+        send = broadcaster(app.bot)
 
         async def remind(context: ContextTypes.DEFAULT_TYPE) -> None:
-            async def send(chat_id: int, reply: Reply) -> None:
-                await send_reply(context.bot, chat_id, reply, pacer=pacer)
-
             await send_due(storage, survey, policy, service.clock(), send)
 
         # The database records what was sent, so a restart simply resumes this schedule.

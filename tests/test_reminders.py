@@ -150,8 +150,7 @@ async def test_broadcast_over_the_bot_api_keeps_pace_and_reaches_everyone_once(s
 
     from telegram import Bot
 
-    from bot.outputs import Pacer, send_reply
-    from bot.reminders import MESSAGES_PER_SECOND
+    from bot.outputs import broadcaster
     from tests.fakes.bot_api import FakeBotAPI
 
     with FakeBotAPI() as api:
@@ -160,12 +159,9 @@ async def test_broadcast_over_the_bot_api_keeps_pace_and_reaches_everyone_once(s
             api.add_user(user_id)
             await contact(storage, f"City {user_id}", user_id)
         api.block(2005)
-        pacer = Pacer(MESSAGES_PER_SECOND)
         async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
             started = time.monotonic()
-            result = await send_due(
-                storage, SURVEY, POLICY, at(24), lambda chat, reply: send_reply(bot, chat, reply, pacer=pacer)
-            )
+            result = await send_due(storage, SURVEY, POLICY, at(24), broadcaster(bot))
             elapsed = time.monotonic() - started
         assert (result.sent, result.blocked, result.failed) == (89, 1, 0)
         delivered = [int(r.int_param("chat_id") or 0) for r in api.calls_to("sendMessage", ok=True)]
