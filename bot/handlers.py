@@ -165,26 +165,24 @@ class TelegramFrontEnd:
         if cmd is not None and cmd[0] == "start":
             outcome = await self.service.begin(contact, update_id=update.update_id)
         elif cmd is not None and cmd[0] == "reminders":
-            await self.toggle_reminders(context, contact)
+            await self.toggle_reminders(context, contact, chat_id)
             return
         else:
             outcome = await self.run(context, contact, event, update.update_id, message.message_id)
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
 
-    async def toggle_reminders(self, context: Context, contact: Contact) -> None:
+    async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""
         paused = not contact.reminders_paused
         await self.storage.set_reminders_paused(contact.id, paused)
-        _, session = await self.storage.load(contact)
-        _ = get_translator(session.language).t
+        _ = get_translator(contact.language).t
         text = (
             _("Deadline reminders are paused. Send /reminders again to resume them.")
             if paused
             else _("Deadline reminders are on again.")
         )
-        if contact.chat_id is not None:
-            await self.say(context, contact.chat_id, text)
+        await self.say(context, chat_id, text)
 
     async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
         """Send the contact a readable copy of the report and tell the coordination team."""

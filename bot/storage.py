@@ -273,13 +273,19 @@ class Storage:
         await self.close()
 
     @asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
-        """Run the body in one transaction (IMMEDIATE for writes); roll back on any error."""
+    async def _transaction(self, *, write: bool, fsync: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the body in one transaction (IMMEDIATE for writes); roll back on any error.
+
+        `fsync=False` commits without waiting for the disk (WAL with synchronous=NORMAL): safe when
+        the process is killed, not on power loss; the next full commit makes it durable too.
+        """
         async with self._lock:
             db = self._db
             if db is None:
                 raise RuntimeError("storage is closed")
             try:
+                if not fsync:
+                    await db.execute("PRAGMA synchronous=NORMAL")
                 await db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield db
                 await db.execute("COMMIT")
@@ -288,6 +294,9 @@ class Storage:
                 if isinstance(exc, sqlite3.OperationalError) and (wrapped := _unavailable(exc, self._path)):
                     raise wrapped from exc
                 raise
+            finally:
+                if not fsync:
+                    await db.execute("PRAGMA synchronous=FULL")
 
     # ------------------------------------------------------------ reports
 
@@ -648,8 +657,6 @@ class Storage:
                 await db.execute(
                     "INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, at)
                 )
-                # Handled: out of the inbox in the same commit (saves the poller a second write).
-                await db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))
             if answer_message is not None:
                 await db.execute(
                     "INSERT OR REPLACE INTO answer_messages (contact_id, message_id, question_id, text)"
@@ -807,15 +814,18 @@ class Storage:
 
     async def inbox_add(self, updates: list[tuple[int, str]], now: dt.datetime) -> None:
         """Keep fetched updates (id, JSON) until they are handled, before Telegram forgets them."""
-        async with self._transaction(write=True) as db:
+        # Not yet acknowledged to anyone, so no fsync wait on the hot path: a killed process keeps it
+        # (WAL), and the answer's own FULL commit right after flushes it to disk as well.
+        async with self._transaction(write=True, fsync=False) as db:
             await db.executemany(
                 "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
                 [(update_id, payload, _ts(now)) for update_id, payload in updates],
             )
 
     async def inbox_done(self, update_id: int) -> None:
-        """Forget an update that has been handled."""
-        async with self._transaction(write=True) as db:
+        """Forget an update once handled and answered (kept until then so a crash before the reply
+        is followed by showing the contact where they are)."""
+        async with self._transaction(write=True, fsync=False) as db:
             await db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))
 
     async def handled(self, update_ids: list[int]) -> set[int]:

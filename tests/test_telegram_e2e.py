@@ -262,3 +262,13 @@ async def test_blocked_contact_does_not_crash_the_bot(tmp_path):
         assert (await h.contact(1013)).blocked
         h.api.unblock(1013)
         await user.send("/help", "/skip")
+
+
+async def test_reminders_can_be_paused_and_resumed(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1014, "ru")
+        await user.send(f"/start {await h.invite()}", "Hamburg")
+        await user.send("/reminders", "приостановлены")  # in the contact's language
+        assert (await h.contact(1014)).reminders_paused
+        await user.send("/reminders", "снова включены")
+        assert not (await h.contact(1014)).reminders_paused
