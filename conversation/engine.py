@@ -364,17 +364,12 @@ class _Turn:
                 self.reject("expected_file", q.id)
             return
         if q.kind == Kind.LONG_TEXT:
-            text = v.clean_text(raw)
-            if not text:
-                self.reject("empty", q.id)
-                return
-            words = v.count_words(text)
-            if q.max_words is not None and words > q.max_words:
-                self.reject("too_long", q.id, count=words, limit=q.max_words, excess=words - q.max_words)
+            text = self.long_text(q, v.clean_text(raw))
+            if text is None:
                 return
             self.set_answer(q.id, text)
             self.set_session(mode=Mode.ADDING_MORE)
-            self.emit(OfferMore(q.id, words, q.max_words))
+            self.emit(OfferMore(q.id, v.count_words(text), q.max_words))
             return
         result = self.parse(q, raw)
         if isinstance(result, v.Rejection):
@@ -382,6 +377,17 @@ class _Turn:
             return
         self.set_answer(q.id, result)
         self.after_answer(q)
+
+    def long_text(self, q: Question, text: str, overflow: str = "too_long") -> str | None:
+        """`text` if it is a usable long answer; otherwise say why (empty, or over the word limit)."""
+        if not text:
+            self.reject("empty", q.id)
+            return None
+        words = v.count_words(text)
+        if q.max_words is not None and words > q.max_words:
+            self.reject(overflow, q.id, count=words, limit=q.max_words, excess=words - q.max_words)
+            return None
+        return text
 
     def parse(self, q: Question, raw: str) -> AnswerValue | v.Rejection:
         """Turn typed text into a stored value for a non-long-text question."""
@@ -437,12 +443,10 @@ class _Turn:
             return
         existing = self.report.answers.get(q.id)
         combined = f"{existing}\n\n{addition}" if isinstance(existing, str) and existing else addition
-        words = v.count_words(combined)
-        if q.max_words is not None and words > q.max_words:
-            self.reject("too_long_combined", q.id, count=words, limit=q.max_words, excess=words - q.max_words)
+        if self.long_text(q, combined, overflow="too_long_combined") is None:
             return
         self.set_answer(q.id, combined)
-        self.emit(OfferMore(q.id, words, q.max_words))
+        self.emit(OfferMore(q.id, v.count_words(combined), q.max_words))
 
     def after_answer(self, q: Question) -> None:
         """Move on after an answer, unless the report just became exempt."""
@@ -489,14 +493,10 @@ class _Turn:
             old = v.clean_text(event.previous_text or "")
             if isinstance(existing, str) and old and old in existing and old != existing:
                 text = existing.replace(old, text, 1)
-            if not text:
-                self.reject("empty", q.id)
+            checked = self.long_text(q, text)
+            if checked is None:
                 return
-            words = v.count_words(text)
-            if q.max_words is not None and words > q.max_words:
-                self.reject("too_long", q.id, count=words, limit=q.max_words, excess=words - q.max_words)
-                return
-            value: AnswerValue = text
+            value: AnswerValue = checked
         else:
             parsed = self.parse(q, event.text)
             if isinstance(parsed, v.Rejection):

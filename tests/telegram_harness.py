@@ -139,6 +139,7 @@ async def running_bot(
     api: FakeBotAPI | None = None,
     admin_ids: frozenset[int] = frozenset(),
     clock: Callable[[], dt.datetime] | None = None,
+    allowed_updates: list[str] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
     """Start the fake Bot API (unless given) and the bot; stop both afterwards."""
@@ -162,7 +163,7 @@ async def running_bot(
     poller = DurablePolling(
         app,
         storage,
-        allowed_updates=["message", "edited_message", "callback_query", "my_chat_member"],
+        allowed_updates=allowed_updates or ["message", "edited_message", "callback_query", "my_chat_member"],
         poll_timeout=1,
         replays=front.replays,
     )

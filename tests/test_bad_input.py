@@ -36,17 +36,12 @@ import pytest
 import pytest_asyncio
 from telegram import Update
 
-from bot.polling import DurablePolling
-from bot.service import IntakeService, utc_now
-from bot.settings import Settings
-from bot.storage import Storage
-from bot.telegram_app import build_application, on_startup
 from conversation.i18n import get_translator
 from conversation.model import Kind
 from conversation.state import ReportStatus
 from conversation.validation import count_words
 from tests.fakes.bot_api import BotMessage, FakeBotAPI
-from tests.telegram_harness import SURVEY, TIMEOUT, Harness, Person
+from tests.telegram_harness import SURVEY, TIMEOUT, Harness, Person, running_bot
 from tests.test_loader import BROKEN_CASES
 
 EN_USER, FR_USER, STRANGER = 7001, 7002, 7003
@@ -57,37 +52,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # ---------------------------------------------------------------- the running bot
 
 
-@contextlib.asynccontextmanager
-async def production_like_bot(data_dir: Path) -> AsyncIterator[Harness]:
-    """Like `tests.telegram_harness.running_bot`, but polling for every update type as `run_bot` does.
+def production_like_bot(data_dir: Path) -> contextlib.AbstractAsyncContextManager[Harness]:
+    """`tests.telegram_harness.running_bot`, polling for every update type as `run_bot` does.
 
     The harness asks only for messages, edits, callbacks and chat-member updates, so a channel
     post would be dropped by the fake before reaching the bot; production asks for all of them.
     """
-    api = FakeBotAPI().start()
-    settings = Settings(
-        bot_token=api.token,
-        bot_api_base_url=api.base_url,
-        bot_api_file_url=api.base_file_url,
-        data_dir=data_dir,
-        reminders_enabled=False,
-    )
-    storage = await Storage.open(settings.database_path)
-    service = IntakeService(SURVEY, storage, settings.files_dir, utc_now)
-    app, front = build_application(settings, SURVEY, storage, service)
-    await app.initialize()
-    await on_startup(app, front)
-    await app.start()
-    poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), poll_timeout=1)
-    await poller.start()
-    try:
-        yield Harness(api, app, storage, SURVEY, front)
-    finally:
-        await poller.stop()
-        await app.stop()
-        await app.shutdown()
-        await storage.close()
-        api.shutdown()
+    return running_bot(data_dir, allowed_updates=list(Update.ALL_TYPES))
 
 
 @dataclasses.dataclass
