@@ -764,26 +764,6 @@ class Storage:
             )
         return None if row is None else (str(row["question_id"]), row["text"])
 
-    async def question_for_message(self, contact_id: int, message_id: int) -> str | None:
-        """Return the question the contact's message answered, or None."""
-        async with self._transaction(write=False) as db:
-            row = await _one(
-                db,
-                "SELECT question_id FROM answer_messages WHERE contact_id = ? AND message_id = ?",
-                (contact_id, message_id),
-            )
-        return None if row is None else str(row["question_id"])
-
-    # ------------------------------------------------------------ reminders
-
-    async def reminder_sent(self, contact_id: int, key: str) -> bool:
-        """Return whether this reminder was already sent to the contact."""
-        async with self._transaction(write=False) as db:
-            row = await _one(
-                db, "SELECT 1 FROM reminders_sent WHERE contact_id = ? AND reminder_key = ?", (contact_id, key)
-            )
-        return row is not None
-
     async def record_reminder(self, contact_id: int, key: str, now: dt.datetime) -> bool:
         """Record the reminder as sent; True only the first time."""
         async with self._transaction(write=True) as db:

@@ -18,7 +18,7 @@ from typing import Protocol
 from babel import Locale
 
 from conversation import callbacks
-from conversation.engine import applicable, applies, exported_answers, is_answered, progress
+from conversation.engine import applies, is_answered, progress
 from conversation.i18n import LANGUAGES
 from conversation.model import Kind, Question, Survey
 from conversation.state import (
@@ -657,13 +657,3 @@ class Renderer:
         _ = tr.t
         rows = tuple((Button(language_label(code), callbacks.command("set_language", code)),) for code in LANGUAGES)
         return Reply(_("Choose your language:"), rows)
-
-    # -- exports helpers shared by front ends
-
-    def answered_summary(self, report: Report) -> dict[str, object]:
-        """Answers that apply, keyed by question id."""
-        return exported_answers(self.survey, report)
-
-    def applicable_ids(self, report: Report) -> list[str]:
-        """Ids of the questions that apply."""
-        return [q.id for q in applicable(self.survey, report)]

@@ -584,23 +584,23 @@ async def test_answer_messages_mapping(storage: Storage) -> None:
     city = await new_city(storage)
     alice = await storage.console_contact("a", city.id, "en", NOW)
     bob = await storage.console_contact("b", city.id, "en", NOW)
-    await storage.remember_answer_message(alice.id, 10, "q1")
-    await storage.remember_answer_message(bob.id, 10, "q2")
-    assert await storage.question_for_message(alice.id, 10) == "q1"
-    assert await storage.question_for_message(bob.id, 10) == "q2"
-    assert await storage.question_for_message(alice.id, 11) is None
-    await storage.remember_answer_message(alice.id, 10, "q3")
-    assert await storage.question_for_message(alice.id, 10) == "q3"
+    await storage.remember_answer_message(alice.id, 10, "q1", "first text")
+    await storage.remember_answer_message(bob.id, 10, "q2", "other text")
+    assert await storage.answer_message(alice.id, 10) == ("q1", "first text")
+    assert await storage.answer_message(bob.id, 10) == ("q2", "other text")
+    assert await storage.answer_message(alice.id, 11) is None
+    await storage.remember_answer_message(alice.id, 10, "q3", "edited text")
+    assert await storage.answer_message(alice.id, 10) == ("q3", "edited text")
 
 
 async def test_reminders_recorded_once(storage: Storage) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
-    assert not await storage.reminder_sent(contact.id, "2024-03-week1")
     assert await storage.record_reminder(contact.id, "2024-03-week1", NOW)
     assert not await storage.record_reminder(contact.id, "2024-03-week1", later(1))
-    assert await storage.reminder_sent(contact.id, "2024-03-week1")
-    assert not await storage.reminder_sent(contact.id, "other")
+    await storage.forget_reminder(contact.id, "2024-03-week1")  # a failed send releases it
+    assert await storage.record_reminder(contact.id, "2024-03-week1", later(2))
+    assert await storage.record_reminder(contact.id, "other", NOW)
 
 
 async def test_admins(storage: Storage) -> None:
