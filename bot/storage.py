@@ -298,6 +298,19 @@ class Storage:
                 if not fsync:
                     await db.execute("PRAGMA synchronous=FULL")
 
+    async def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """One read-only statement, outside an explicit transaction (a single statement is consistent)."""
+        async with self._lock:
+            db = self._db
+            if db is None:
+                raise RuntimeError("storage is closed")
+            try:
+                return await _all(db, sql, params)
+            except sqlite3.OperationalError as exc:
+                if wrapped := _unavailable(exc, self._path):
+                    raise wrapped from exc
+                raise
+
     # ------------------------------------------------------------ reports
 
     async def find_or_create_report(
@@ -481,9 +494,8 @@ class Storage:
 
     async def contact_by_telegram_user(self, user_id: int) -> Contact | None:
         """Return the contact bound to this Telegram user, or None."""
-        async with self._transaction(write=False) as db:
-            row = await _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
-        return None if row is None else _contact(row)
+        rows = await self._query(f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
+        return _contact(rows[0]) if rows else None
 
     async def console_contact(self, console_key: str, report_id: int, language: str, now: dt.datetime) -> Contact:
         """Return the console contact with this key on the report, creating or rebinding it."""
@@ -813,8 +825,7 @@ class Storage:
         if not update_ids:
             return set()
         marks = ",".join("?" * len(update_ids))
-        async with self._transaction(write=False) as db:
-            rows = await _all(db, f"SELECT update_id FROM handled_updates WHERE update_id IN ({marks})", update_ids)
+        rows = await self._query(f"SELECT update_id FROM handled_updates WHERE update_id IN ({marks})", update_ids)
         return {int(row["update_id"]) for row in rows}
 
     async def forget_handled_before(self, moment: dt.datetime) -> None:
@@ -916,15 +927,13 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
 
 async def _one(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
     """Return the first row of a query, or None."""
-    async with db.execute(sql, tuple(params)) as cur:
-        row: sqlite3.Row | None = await cur.fetchone()
-        return row
+    rows = await _all(db, sql, params)
+    return rows[0] if rows else None
 
 
 async def _all(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-    """Return every row of a query."""
-    async with db.execute(sql, tuple(params)) as cur:
-        return list(await cur.fetchall())
+    """Return every row of a query (one round trip to aiosqlite's thread, not three)."""
+    return list(await db.execute_fetchall(sql, tuple(params)))
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str) -> Any:
