@@ -51,6 +51,7 @@ class TelegramFrontEnd:
         # chats whose "share my phone number" keyboard is showing
         self.contact_keyboards: set[int] = set()
         self.bot_username: str | None = None
+        self.admins_seen: set[tuple[int, int, str]] = set()
         # Redelivered updates already applied before a crash (filled by bot.polling.DurablePolling):
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
@@ -143,7 +144,9 @@ class TelegramFrontEnd:
         tr = get_translator(pick_language(user.language_code))
         cmd = command_of(message.text or "", context.bot.username)
         if self.is_admin(user.id):
-            await self.storage.remember_admin(user.id, chat_id, tr.language)
+            if (user.id, chat_id, tr.language) not in self.admins_seen:  # one write per admin and chat, not per message
+                await self.storage.remember_admin(user.id, chat_id, tr.language)
+                self.admins_seen.add((user.id, chat_id, tr.language))
             if cmd is not None and cmd[0] in admin.CHAT_COMMANDS:
                 await self.deliver(context, chat_id, await admin.chat_command(self, chat_id, cmd[0], cmd[1], tr))
                 return
