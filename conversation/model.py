@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -194,22 +195,25 @@ class Survey(_Frozen):
             raise ValueError(f"question {uploads[1]!r}: only one file-upload question is supported")
         return self
 
-    # Look-ups used everywhere; cheap enough to compute on demand for ~50 questions.
-    @property
+    # Look-ups used on every answer and every exported report: computed once (the survey is frozen).
+    @cached_property
     def questions(self) -> tuple[Question, ...]:
         """Every question, in the form's order."""
         return tuple(q for s in self.sections for q in s.questions)
 
+    @cached_property
+    def question_index(self) -> dict[str, tuple[Question, Section]]:
+        """Each question, and its section, by id."""
+        return {q.id: (q, s) for s in self.sections for q in s.questions}
+
     def question(self, question_id: str) -> Question | None:
         """The question with this id, if any."""
-        return next((q for q in self.questions if q.id == question_id), None)
+        found = self.question_index.get(question_id)
+        return found[0] if found else None
 
     def section_of(self, question_id: str) -> Section:
         """The section holding this question."""
-        for s in self.sections:
-            if any(q.id == question_id for q in s.questions):
-                return s
-        raise KeyError(question_id)
+        return self.question_index[question_id][1]
 
     def section(self, section_id: str) -> Section | None:
         """The section with this id, if any."""
