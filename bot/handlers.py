@@ -70,7 +70,8 @@ class TelegramFrontEnd:
     async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> None:
         """Send replies in order, retiring the previous keyboard when a new one appears."""
         bot = context.bot
-        if chat_id in self.contact_keyboards and any(r.buttons for r in replies):
+        moving_on = any(r.buttons for r in replies) and not any(r.request_contact_label for r in replies)
+        if chat_id in self.contact_keyboards and moving_on:
             # The "share my phone number" keyboard can only be removed by a message without inline
             # buttons: acknowledge with a short one before the next question.
             tr = get_translator(await self._language_of(chat_id))
@@ -82,13 +83,10 @@ class TelegramFrontEnd:
                 old = self.keyboards.pop(chat_id, None)
                 if old is not None:
                     retired.append(old)
-            remove = chat_id in self.contact_keyboards and not reply.buttons and not reply.request_contact_label
-            sent = await send_reply(bot, chat_id, reply, remove_reply_keyboard=remove)
-            if remove:
-                self.contact_keyboards.discard(chat_id)
+            sent = await send_reply(bot, chat_id, reply)
             if reply.request_contact_label:
                 self.contact_keyboards.add(chat_id)
-            elif reply.buttons:
+            if reply.buttons:
                 self.keyboards[chat_id] = sent.message_id
         # The reply goes out first (the contact is waiting for it); old keyboards are retired after.
         for message_id in retired:

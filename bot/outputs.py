@@ -171,24 +171,33 @@ def _safe_cut(text: str, limit: int) -> int:
 
 
 def markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
-    """The reply's keyboard: inline buttons, or the 'share my phone number' keyboard."""
-    if reply.request_contact_label:
-        return ReplyKeyboardMarkup(
-            [[KeyboardButton(reply.request_contact_label, request_contact=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
+    """The reply's keyboard: its inline buttons, else the 'share my phone number' keyboard."""
+    if reply.buttons:
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row] for row in reply.buttons]
         )
-    if not reply.buttons:
+    return contact_keyboard(reply)
+
+
+def contact_keyboard(reply: Reply) -> ReplyKeyboardMarkup | None:
+    """The 'share my phone number' keyboard, if the reply asks for it."""
+    if not reply.request_contact_label:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row] for row in reply.buttons]
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(reply.request_contact_label, request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
     )
 
 
 async def send_reply(
     bot: Bot, chat_id: int, reply: Reply, *, remove_reply_keyboard: bool = False, pacer: Pacer | None = None
 ) -> Message:
-    """Send one reply (split if needed); returns the last message, which carries the keyboard."""
+    """Send one reply (split if needed); returns the message carrying its keyboard.
+
+    A message has one keyboard: a question with inline buttons that also offers "share my phone
+    number" gets that reply keyboard on a short second message.
+    """
     chunks = split_html(reply.text)
     last: Message | None = None
     for index, chunk in enumerate(chunks):
@@ -211,6 +220,14 @@ async def send_reply(
             pacer=pacer,
         )
     assert last is not None
+    if reply.buttons and (share := contact_keyboard(reply)) is not None:
+        await call_with_retry(
+            functools.partial(
+                bot.send_message, chat_id, "📱 " + html.escape(reply.request_contact_label or ""), reply_markup=share
+            ),
+            what="sendMessage",
+            pacer=pacer,
+        )
     return last
 
 

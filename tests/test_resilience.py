@@ -50,7 +50,8 @@ QUESTION_BY_TEXT: dict[str, Question] = {q.text: q for q in SURVEY.questions}
 PROGRESS_LINE = re.compile(r"^Section \d+ of \d+ · question \d+ of \d+$")
 PREFILLED = ("city_name", "country")
 # Notices that may come with a reply and ask nothing of the contact.
-BENIGN = frozenset({"Thank you."})  # sent to take the "share my phone number" keyboard away
+# Sent to take the "share my phone number" keyboard away, and to carry it (beside the question).
+BENIGN = frozenset({"Thank you.", "📱 Share my phone number"})
 POLL = 0.03
 
 

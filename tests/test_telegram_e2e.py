@@ -33,7 +33,9 @@ async def walk_to_end(h: Harness, user: Person, branch: str) -> list[str]:
     asked: list[str] = []
     msgs = await user.press("Begin", "Section 1 of 10")
     for _ in range(80):
-        text = msgs[-1].shown_text or ""
+        # The question is the newest message with inline buttons (a phone question is followed by
+        # a short message carrying the "share my phone number" keyboard).
+        text = next((m.shown_text or "" for m in reversed(msgs) if m.inline_keyboard), msgs[-1].shown_text or "")
         if "You have been through every question" in "\n".join(m.shown_text or "" for m in msgs):
             return asked
         question = next(q for q in reversed(h.survey.questions) if q.text in text)
@@ -274,3 +276,21 @@ async def test_reminders_can_be_paused_and_resumed(tmp_path):
         assert (await h.contact(1014)).reminders_paused
         await user.send("/reminders", "снова включены")
         assert not (await h.contact(1014)).reminders_paused
+
+
+async def test_phone_question_offers_share_button_and_inline_navigation(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1015)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        mark = h.api.mark()
+        await user.send("/edit q:contact_phone", "Contact person for the GNLC: phone", "Share my phone number")
+        question, share = h.api.messages_since(mark, 1015)[-2:]
+        assert "⬅ Back" in [b["text"] for b in question.buttons()]  # inline navigation stays
+        assert h.api.reply_keyboard(1015) is not None
+        assert share.reply_markup and share.reply_markup["keyboard"][0][0]["request_contact"] is True
+        await user.send("040 123", "international form")  # refused: the share keyboard stays
+        assert h.api.reply_keyboard(1015) is not None
+        await user.act(lambda: h.api.send_contact(1015, "+4940428231234", 1015), "Thank you.", "position")
+        assert h.api.reply_keyboard(1015) is None  # taken away before the next question
+        assert await user.answered("contact_phone") == "+4940428231234"
