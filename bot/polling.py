@@ -77,10 +77,12 @@ class DurablePolling:
             waiting = ()
         known = {u.update_id for u in pending}
         newly = [u for u in waiting if u.update_id not in known]
-        if newly:
-            await self._keep(newly)
+        done = await self._keep(newly) if newly else set()
+        done |= await self.storage.handled([u.update_id for u in pending])
         offset = waiting[-1].update_id + 1 if waiting else None
-        for update in await self._not_yet_handled(sorted([*pending, *newly], key=lambda u: u.update_id)):
+        first = sorted([*pending, *newly], key=lambda u: u.update_id)
+        self._note_replays(first, done)
+        for update in first:
             self._spawn(update)
         self._loop_task = asyncio.create_task(self._poll(offset), name="durable-polling")
 
@@ -120,33 +122,34 @@ class DurablePolling:
             delay = 1.0
             if not updates:
                 continue
-            fresh = await self._not_yet_handled([u for u in updates if u.update_id not in self._started])
+            fresh = [u for u in updates if u.update_id not in self._started]
             if fresh:
                 # Committed before the next getUpdates tells Telegram to forget them.
-                await self._keep(fresh)
+                self._note_replays(fresh, await self._keep(fresh))
             offset = updates[-1].update_id + 1
             for update in fresh:
                 self._spawn(update)
 
-    async def _not_yet_handled(self, updates: list[Update]) -> list[Update]:
+    def _note_replays(self, updates: list[Update], done: set[int]) -> None:
         """Mark redelivered updates whose changes were committed before a crash (see `replays`)."""
-        done = await self.storage.handled([u.update_id for u in updates])
-        if done:
-            logger.info("updates %s were handled before the last stop; not applied again", sorted(done))
+        if not done:
+            return
+        logger.info("updates %s were handled before the last stop; not applied again", sorted(done))
         last_of_chat = {_chat_of(u): u.update_id for u in updates}
         for update in updates:
             if update.update_id in done:
                 self.replays[update.update_id] = last_of_chat[_chat_of(update)] == update.update_id
-        return updates
 
-    async def _keep(self, updates: list[Update]) -> None:
+    async def _keep(self, updates: list[Update]) -> set[int]:
+        """Commit the updates to the inbox; return the ids among them already handled."""
         payloads = [(u.update_id, json.dumps(u.to_dict(), ensure_ascii=False)) for u in updates]
         try:
-            await self.storage.inbox_add(payloads, utc_now())
+            return await self.storage.inbox_add(payloads, utc_now())
         except StorageUnavailable as exc:
             # The database refuses writes: the handlers cannot save these answers either and will ask
             # the contacts to try again shortly, so they are handled (and confirmed) all the same.
             logger.error("database unavailable, fetched updates not kept: %s", exc)
+            return set()
 
     def _spawn(self, update: Update) -> None:
         self._started.add(update.update_id)
