@@ -9,6 +9,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -32,7 +33,7 @@ from bot.storage import Contact, Storage, StorageUnavailable
 from conversation import callbacks
 from conversation.i18n import Translator, get_translator, pick_language
 from conversation.render import Reply, esc
-from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected
+from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected, Report, Session
 
 logger = logging.getLogger(__name__)
 
@@ -77,20 +78,24 @@ class TelegramFrontEnd:
             tr = get_translator(await self._language_of(chat_id))
             await send_reply(bot, chat_id, Reply(tr.t("Thank you.")), remove_reply_keyboard=True)
             self.contact_keyboards.discard(chat_id)
-        retired: list[int] = []
-        for reply in replies:
-            if reply.buttons or reply.request_contact_label:
-                old = self.keyboards.pop(chat_id, None)
-                if old is not None:
-                    retired.append(old)
-            sent = await send_reply(bot, chat_id, reply)
-            if reply.request_contact_label:
-                self.contact_keyboards.add(chat_id)
-            if reply.buttons:
-                self.keyboards[chat_id] = sent.message_id
-        # The reply goes out first (the contact is waiting for it); old keyboards are retired after.
-        for message_id in retired:
-            await remove_keyboard(bot, chat_id, message_id)
+        retiring: list[asyncio.Task[None]] = []
+        try:
+            for reply in replies:
+                sending = asyncio.ensure_future(send_reply(bot, chat_id, reply))
+                if reply.buttons or reply.request_contact_label:
+                    old = self.keyboards.pop(chat_id, None)
+                    if old is not None:
+                        # Started once the reply's request is on its way (the contact waits for the
+                        # reply, not for this), and awaited below, so it overlaps the reply's round trip.
+                        retiring.append(asyncio.create_task(remove_keyboard(bot, chat_id, old)))
+                sent = await sending
+                if reply.request_contact_label:
+                    self.contact_keyboards.add(chat_id)
+                if reply.buttons:
+                    self.keyboards[chat_id] = sent.message_id
+        finally:
+            if retiring:
+                await asyncio.gather(*retiring, return_exceptions=True)
 
     async def _language_of(self, chat_id: int) -> str:
         """The language of the contact in this private chat (English if unknown)."""
@@ -110,14 +115,22 @@ class TelegramFrontEnd:
         return bytes(data)
 
     async def run(
-        self, context: Context, contact: Contact, event: Input, update_id: int, message_id: int | None = None
+        self,
+        context: Context,
+        contact: Contact,
+        event: Input,
+        update_id: int,
+        message_id: int | None = None,
+        loaded: tuple[Report, Session] | None = None,
     ) -> Outcome:
         """One input through the service, with Telegram's file download."""
 
         async def fetch(file: FileInput) -> bytes:
             return await self.fetch_file(context, file)
 
-        return await self.service.handle(contact, event, fetch=fetch, message_id=message_id, update_id=update_id)
+        return await self.service.handle(
+            contact, event, fetch=fetch, message_id=message_id, update_id=update_id, loaded=loaded
+        )
 
     async def replayed(self, context: Context, update: Update, contact: Contact, chat_id: int) -> bool:
         """A redelivered update already applied before a crash: show where the contact is, apply nothing."""
@@ -151,13 +164,14 @@ class TelegramFrontEnd:
         if cmd is not None and cmd[0] == "start" and cmd[1]:
             await self.redeem(update, context, cmd[1], tr)
             return
-        contact = await self.storage.contact_by_telegram_user(user.id)
-        if contact is None:
+        found = await self.storage.contact_with_state(user.id)
+        if found is None:
             if self.is_admin(user.id):
                 await self.deliver(context, chat_id, admin.admin_welcome(self, tr))
                 return
             await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
             return
+        contact, report, session = found
         if contact.blocked or contact.chat_id != chat_id:
             await self.storage.rebind_chat(contact.id, chat_id)
         if await self.replayed(context, update, contact, chat_id):
@@ -169,7 +183,7 @@ class TelegramFrontEnd:
             await self.toggle_reminders(context, contact, chat_id)
             return
         else:
-            outcome = await self.run(context, contact, event, update.update_id, message.message_id)
+            outcome = await self.run(context, contact, event, update.update_id, message.message_id, (report, session))
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
 
@@ -299,13 +313,14 @@ class TelegramFrontEnd:
         tr = get_translator(pick_language(user.language_code))
         message = query.message if isinstance(query.message, Message) else None
         event = callbacks.decode(query.data)
-        contact = await self.storage.contact_by_telegram_user(user.id)
-        if event is None or contact is None or message is None:
+        found = await self.storage.contact_with_state(user.id)
+        if event is None or found is None or message is None:
             await self.answer(query, tr.t("That button is no longer active."))
             return
+        contact, report, session = found
         if await self.replayed(context, update, contact, message.chat_id):
             return
-        outcome = await self.run(context, contact, event, update.update_id)
+        outcome = await self.run(context, contact, event, update.update_id, loaded=(report, session))
         tr = outcome.translator
         stale = [e for e in outcome.effects if isinstance(e, Rejected) and e.code == "stale_button"]
         if stale and len(outcome.effects) == 1:
