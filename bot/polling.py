@@ -5,6 +5,8 @@ Rules of this module:
   past a batch, the batch is committed to the `inbox` table; an update leaves the inbox only
   after its handler has finished. A crash at any moment therefore loses no message. (When the
   database refuses writes, the batch is handled anyway: the contacts are asked to try again.)
+- Finished updates leave the inbox in the transaction that keeps the next batch (or within
+  `FORGET_AFTER` seconds when none comes), not in one of their own: one write per batch, not two.
 - At start-up the inbox is replayed in order before polling resumes. Telegram may also resend
   updates that were fetched but not yet confirmed; an update id is started at most once per run,
   and handlers skip updates a contact already had committed (`contacts.last_update_id`).
@@ -31,6 +33,7 @@ from bot.storage import Storage, StorageUnavailable
 logger = logging.getLogger(__name__)
 
 MAX_REMEMBERED_IDS = 10_000
+FORGET_AFTER = 1.0  # seconds a finished update may stay in the inbox when no new batch comes
 
 
 class DurablePolling:
@@ -53,6 +56,9 @@ class DurablePolling:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._finished: list[int] = []  # handled and answered, still in the inbox
+        self._forget_later: asyncio.TimerHandle | None = None
+        self._forgetting: set[asyncio.Task[None]] = set()
         # Redelivered updates whose changes were committed before a crash, by id: handed on, but the
         # handlers apply nothing; True when the contact should be shown where they are (their reply
         # may have been lost), False when a later update of the same chat follows and will answer.
@@ -95,6 +101,11 @@ class DurablePolling:
                 await self._loop_task
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
+        if self._forget_later is not None:
+            self._forget_later.cancel()
+        if self._forgetting:
+            await asyncio.wait(set(self._forgetting))
+        await self._forget_finished()
 
     async def _poll(self, offset: int | None) -> None:
         delay = 1.0
@@ -141,11 +152,13 @@ class DurablePolling:
                 self.replays[update.update_id] = last_of_chat[_chat_of(update)] == update.update_id
 
     async def _keep(self, updates: list[Update]) -> set[int]:
-        """Commit the updates to the inbox; return the ids among them already handled."""
+        """Commit the updates to the inbox (forgetting finished ones); return the ids already handled."""
         payloads = [(u.update_id, json.dumps(u.to_dict(), ensure_ascii=False)) for u in updates]
+        finished, self._finished = self._finished, []
         try:
-            return await self.storage.inbox_add(payloads, utc_now())
+            return await self.storage.inbox_add(payloads, utc_now(), done=finished)
         except StorageUnavailable as exc:
+            self._finished.extend(finished)
             # The database refuses writes: the handlers cannot save these answers either and will ask
             # the contacts to try again shortly, so they are handled (and confirmed) all the same.
             logger.error("database unavailable, fetched updates not kept: %s", exc)
@@ -165,10 +178,26 @@ class DurablePolling:
         try:
             await processor.process_update(update, self.app.process_update(update))
         finally:
-            try:
-                await self.storage.inbox_done(update.update_id)
-            except StorageUnavailable:
-                logger.warning("update %s stays in the inbox; it will be replayed", update.update_id)
+            self._finished.append(update.update_id)
+            if self._forget_later is None and not self._stopping.is_set():
+                self._forget_later = asyncio.get_running_loop().call_later(FORGET_AFTER, self._forget_soon)
+
+    def _forget_soon(self) -> None:
+        self._forget_later = None
+        if self._finished:
+            task = asyncio.create_task(self._forget_finished())
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
+
+    async def _forget_finished(self) -> None:
+        """Take handled and answered updates out of the inbox (when no new batch came to carry them)."""
+        finished, self._finished = self._finished, []
+        if not finished:
+            return
+        try:
+            await self.storage.inbox_done(finished)
+        except StorageUnavailable:
+            logger.warning("updates %s stay in the inbox; they will be replayed", finished)
 
 
 def _chat_of(update: Update) -> int | None:

@@ -105,14 +105,16 @@ class IntakeService:
         *,
         message_id: int | None = None,
         update_id: int | None = None,
+        loaded: tuple[Report, Session] | None = None,
     ) -> Outcome:
         """Apply one input: engine, commit, file work, then the replies.
 
         `message_id` identifies the contact's message that carried a typed answer, so that
         editing it later updates the answer; `update_id` is the Telegram update it came in.
+        `loaded` is the contact's report and session if the caller just read them (one read less).
         """
         now = self.clock()
-        report, session = await self.storage.load(contact)
+        report, session = loaded if loaded is not None else await self.storage.load(contact)
         labels = get_translator(session.language)
         step = engine.advance(self.survey, report, session, event, now=now, labels=labels, accept_late=self.accept_late)
         carried = None

@@ -507,6 +507,18 @@ class Storage:
         )
         return None if row is None else _contact(row)
 
+    async def contact_with_state(self, user_id: int) -> tuple[Contact, Report, Session] | None:
+        """The contact bound to this Telegram user with their report and session (one snapshot), or None."""
+
+        def work(db: Db) -> tuple[Contact, Report, Session] | None:
+            row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
+            if row is None:
+                return None
+            contact = _contact(row)
+            return (contact, *_load(db, contact=contact))
+
+        return await self._run(work, write=False)
+
     async def console_contact(self, console_key: str, report_id: int, language: str, now: dt.datetime) -> Contact:
         """Return the console contact with this key on the report, creating or rebinding it."""
         at = _ts(now)
@@ -795,15 +807,21 @@ class Storage:
 
     # ------------------------------------------------------------ inbox
 
-    async def inbox_add(self, updates: list[tuple[int, str]], now: dt.datetime) -> set[int]:
+    async def inbox_add(
+        self, updates: list[tuple[int, str]], now: dt.datetime, *, done: Iterable[int] = ()
+    ) -> set[int]:
         """Keep fetched updates (id, JSON) until they are handled; return those handled already.
 
         The updates are kept before Telegram is told to forget them. Ids returned were redelivered
         after their changes had been committed (a crash before Telegram heard they were fetched).
+        `done` are earlier updates now handled and answered, forgotten in the same transaction.
         """
         at = _ts(now)
+        finished = [(update_id,) for update_id in done]
 
         def work(db: Db) -> set[int]:
+            if finished:
+                db.executemany("DELETE FROM inbox WHERE update_id = ?", finished)
             db.executemany(
                 "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
                 [(update_id, payload, at) for update_id, payload in updates],
@@ -814,11 +832,12 @@ class Storage:
         # (WAL), and the answer's own FULL commit right after flushes it to disk as well.
         return await self._run(work, write=True, fsync=False)
 
-    async def inbox_done(self, update_id: int) -> None:
-        """Forget an update once handled and answered (kept until then so a crash before the reply
+    async def inbox_done(self, update_ids: Iterable[int]) -> None:
+        """Forget updates once handled and answered (kept until then so a crash before the reply
         is followed by showing the contact where they are)."""
+        finished = [(update_id,) for update_id in update_ids]
         await self._run(
-            lambda db: db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,)), write=True, fsync=False
+            lambda db: db.executemany("DELETE FROM inbox WHERE update_id = ?", finished), write=True, fsync=False
         )
 
     async def handled(self, update_ids: list[int]) -> set[int]:
