@@ -68,8 +68,9 @@ class TelegramFrontEnd:
         """Whether this Telegram user belongs to the coordination team."""
         return user_id is not None and user_id in self.settings.admin_ids
 
-    async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> None:
-        """Send replies in order, retiring the previous keyboard when a new one appears."""
+    async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> set[int]:
+        """Send replies in order, retiring the previous keyboard when a new one appears; return the
+        ids of the messages whose keyboards were retired."""
         bot = context.bot
         moving_on = any(r.buttons for r in replies) and not any(r.request_contact_label for r in replies)
         if chat_id in self.contact_keyboards and moving_on:
@@ -78,7 +79,7 @@ class TelegramFrontEnd:
             tr = get_translator(await self._language_of(chat_id))
             await send_reply(bot, chat_id, Reply(tr.t("Thank you.")), remove_reply_keyboard=True)
             self.contact_keyboards.discard(chat_id)
-        retiring: list[asyncio.Task[None]] = []
+        retiring: dict[int, asyncio.Task[None]] = {}
         try:
             for reply in replies:
                 sending = asyncio.ensure_future(send_reply(bot, chat_id, reply))
@@ -87,7 +88,7 @@ class TelegramFrontEnd:
                     if old is not None:
                         # Started once the reply's request is on its way (the contact waits for the
                         # reply, not for this), and awaited below, so it overlaps the reply's round trip.
-                        retiring.append(asyncio.create_task(remove_keyboard(bot, chat_id, old)))
+                        retiring[old] = asyncio.create_task(remove_keyboard(bot, chat_id, old))
                 sent = await sending
                 if reply.request_contact_label:
                     self.contact_keyboards.add(chat_id)
@@ -95,7 +96,8 @@ class TelegramFrontEnd:
                     self.keyboards[chat_id] = sent.message_id
         finally:
             if retiring:
-                await asyncio.gather(*retiring, return_exceptions=True)
+                await asyncio.gather(*retiring.values(), return_exceptions=True)
+        return set(retiring)
 
     async def _language_of(self, chat_id: int) -> str:
         """The language of the contact in this private chat (English if unknown)."""
@@ -328,7 +330,8 @@ class TelegramFrontEnd:
             if self.keyboards.get(message.chat_id) != message.message_id:
                 await remove_keyboard(context.bot, message.chat_id, message.message_id)
             return
-        await self.answer(query, None)
+        # The spinner stops while the next question is on its way, not before it.
+        answering = asyncio.create_task(self.answer(query, None))
         replies = list(outcome.replies)
         first = outcome.effects[0] if outcome.effects else None
         if (
@@ -340,8 +343,11 @@ class TelegramFrontEnd:
             and await edit_reply(context.bot, message.chat_id, message.message_id, replies[0])
         ):
             replies = replies[1:]  # the multiple-choice ticks were updated in place
-        await self.deliver(context, message.chat_id, replies)
-        if self.keyboards.get(message.chat_id) != message.message_id:
+        try:
+            retired = await self.deliver(context, message.chat_id, replies)
+        finally:
+            await answering
+        if message.message_id not in retired and self.keyboards.get(message.chat_id) != message.message_id:
             await remove_keyboard(context.bot, message.chat_id, message.message_id)
         await self.after_submission(context, contact, outcome)
 

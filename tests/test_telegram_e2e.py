@@ -294,3 +294,26 @@ async def test_phone_question_offers_share_button_and_inline_navigation(tmp_path
         await user.act(lambda: h.api.send_contact(1015, "+4940428231234", 1015), "Thank you.", "position")
         assert h.api.reply_keyboard(1015) is None  # taken away before the next question
         assert await user.answered("contact_phone") == "+4940428231234"
+
+
+async def test_a_press_retires_its_keyboard_once_and_stops_the_spinner(tmp_path):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1030)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("/edit q:core_team", "core team")
+        question, _ = user.keyboard_message("Yes")
+        mark = h.api.mark()
+        await user.press("Yes", "Please briefly describe this mechanism")
+
+        def settled() -> bool:
+            return bool(h.api.calls_to("editMessageReplyMarkup", since=mark)) and bool(
+                h.api.calls_to("answerCallbackQuery", since=mark)
+            )
+
+        await h.api.async_wait_until(settled, 10)
+        await asyncio.sleep(0.2)  # room for a (wrong) second removal to show up
+        edits = h.api.calls_to("editMessageReplyMarkup", since=mark)
+        assert [int(e.params["message_id"]) for e in edits] == [question.message_id]
+        assert all(e.ok for e in edits)
+        assert len(h.api.calls_to("answerCallbackQuery", since=mark)) == 1
