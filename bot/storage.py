@@ -1014,8 +1014,8 @@ def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[
     cities = [_city(row) for row in rows]
     first, last = cities[0].id, cities[-1].id
     answers: dict[int, dict[str, AnswerValue]] = {c.id: {} for c in cities}
-    for row in _all(
-        db,
+    # Iterated, not fetched whole: each row is decoded and dropped, so the raw texts are not held twice.
+    for row in db.execute(
         "SELECT report_id, question_id, value_json FROM answers"
         " WHERE report_id BETWEEN ? AND ? ORDER BY report_id, question_id",
         (first, last),
