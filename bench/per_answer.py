@@ -154,7 +154,8 @@ def main() -> int:
         f"{REPORTS} reports in the database; {len(users)} contacts answering a long-text question "
         f"(round-robin, one update in flight); {count} contacts' stored answers and audit order checked",
         "latency = fake's arrival time of the reply's sendMessage - time the update was enqueued",
-        "ours includes the editMessageReplyMarkup that retires the previous keyboard before the reply",
+        "ours also sends an editMessageReplyMarkup per answer (retiring the previous keyboard, while the reply "
+        "is on its way); the echo bot makes no second call",
     ]
     notes += problems[:5] + [f"bot log: {line}" for line in errors[:5]]
     return 0 if print_table("per-answer overhead", rows, notes) else 1

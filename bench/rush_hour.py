@@ -151,8 +151,8 @@ def main() -> int:
     notes = [
         f"{len(active)} contacts x {ANSWERS_EACH} answers, {REPORTS} reports in the database, "
         f"latency {LATENCY * 1000:.0f} ms on every call; {checked} contacts' answers + audit trails checked",
-        "ours makes 2 calls per answer (editMessageReplyMarkup retiring the previous keyboard, then sendMessage), "
-        "one after the other; the echo bot makes 1",
+        "ours makes 2 calls per answer (sendMessage, and editMessageReplyMarkup retiring the previous keyboard "
+        "while the reply is on its way); the echo bot makes 1",
     ]
     notes += problems[:5] + [f"bot log: {line}" for line in errors[:5]]
     return 0 if print_table("rush hour", rows, notes) else 1
