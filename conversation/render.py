@@ -514,12 +514,14 @@ class Renderer:
         s = self.survey
         if effect.started:
             return Reply(_("Welcome back. Here is where you stopped."))
+        deadline = tr.format_date(s.deadline)
         lines = [
             f"<b>{esc(tr.gettext(s.title))}</b>",
             f"<i>{esc(tr.gettext(s.reporting_period))}</i>",
-            "<b>" + esc(_("Submission deadline: {date}", date=tr.format_date(s.deadline))) + "</b>",
+            "<b>" + esc(_("Submission deadline: {date}", date=deadline)) + "</b>",
             "",
-            esc(tr.gettext(s.intro).strip()),
+            # The introduction names the deadline as `{deadline}`, so a changed deadline reads right.
+            esc(tr.gettext(s.intro).strip().replace("{deadline}", deadline)),
             "",
             _(
                 "I will ask the questions one by one; every answer is saved as soon as you send it. "

@@ -460,3 +460,25 @@ def test_check_detects_missing_fuzzy_and_untranslated_required_messages(tmp_path
     assert not any("'Back'" in p for p in problems)
     assert not any(str(catalog_path("en", tmp_path)) in p for p in problems)  # English is the source
     assert len(problems) == 2 + 2 * 5  # fr: 2; es, ar, zh, ru, pt: 2 each
+
+
+@pytest.mark.parametrize(
+    ("language", "sentence", "date"),
+    [
+        ("en", "Submission deadline is {date}.", "15 January 2022"),
+        ("fr", "La date limite de soumission est fixée au {date}.", "15 janvier 2022"),
+        ("ru", "Срок представления отчета — {date}", "15 января 2022\u202fг."),
+        ("zh", "提交截止日期为{date}。", "2022年1月15日"),
+    ],
+)
+def test_introduction_names_the_effective_deadline(language: str, sentence: str, date: str) -> None:
+    from conversation.loader import load_survey
+    from conversation.render import Renderer
+    from conversation.state import Report, ShowIntro
+
+    survey = load_survey().model_copy(update={"deadline": dt.date(2022, 1, 15)})  # as DEADLINE=2022-01-15 does
+    tr = get_translator(language)
+    text = Renderer(survey).intro(ShowIntro(started=False), Report(), tr).text
+    assert sentence.format(date=date) in text
+    assert tr.format_date(dt.date(2021, 12, 31)) not in text  # the questionnaire file's own deadline
+    assert "{deadline}" not in text

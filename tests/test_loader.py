@@ -170,7 +170,7 @@ def test_top_level(survey: Survey) -> None:
 def test_intro_is_the_forms_introduction(survey: Survey) -> None:
     assert survey.intro.startswith("Please submit your Biennial Progress Report")
     assert "JavaScript" not in survey.intro
-    assert "Submission deadline is 31 December 2021." in survey.intro
+    assert "Submission deadline is {deadline}." in survey.intro  # filled in with the effective deadline
     for item in (
         "submits an incomplete Progress Report; or",
         "does not demonstrate progress in building a learning city; or",
