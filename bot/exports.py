@@ -101,7 +101,7 @@ async def export_reports(
     CSV and XLSX have one row per city: `city`, `country`, `status`, `submitted_at`
     (ISO 8601 in UTC, or empty), `languages` (the answer languages, comma-separated),
     one column per question id in the form's order (the file-upload question excepted),
-    `attachments` ("plan.pdf (1.2 MiB); photo.jpg (300 KiB)") and `attachment_count`.
+    `attachments` ("plan.pdf (1.2 MiB): its caption; photo.jpg (300 KiB)") and `attachment_count`.
 
     The first header row is always the column ids, so programs reading the file never
     depend on wording. A second header row holds the column titles (question texts) in
@@ -114,7 +114,7 @@ async def export_reports(
 
     JSON is a list with one object per city: `city`, `country`, `status`,
     `submitted_at`, `languages` (list), `answers` (question id → value; a list for
-    multiple choice) and `attachments` (`name`, `size`, `mime_type`, `sha256`).
+    multiple choice) and `attachments` (`name`, `size`, `mime_type`, `sha256`, `caption`).
 
     Args:
         storage: The open storage.
@@ -237,7 +237,9 @@ def _row(
     """One spreadsheet row (texts not yet guarded) for one report."""
     city, answers, files = export
     applying = _applying(survey, city, answers, files)
-    listed = "; ".join(f"{a.name} ({format_size(sizes, a.size)})" for a in files)
+    listed = "; ".join(
+        f"{a.name} ({format_size(sizes, a.size)})" + (f": {a.caption}" if a.caption else "") for a in files
+    )
     return [
         city.name,
         city.country,
@@ -363,7 +365,10 @@ def _json_object(survey: Survey, columns: Sequence[Question], export: ReportExpo
         "answers": {
             qid: list(value) if isinstance(value, tuple) else value for qid, value in applying.items() if qid in shown
         },
-        "attachments": [{"name": a.name, "size": a.size, "mime_type": a.mime_type, "sha256": a.sha256} for a in files],
+        "attachments": [
+            {"name": a.name, "size": a.size, "mime_type": a.mime_type, "sha256": a.sha256, "caption": a.caption}
+            for a in files
+        ],
     }
 
 

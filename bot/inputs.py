@@ -20,6 +20,7 @@ from conversation.state import (
     TextInput,
     UnsupportedInput,
 )
+from conversation.validation import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +57,22 @@ def message_input(message: Message, bot_username: str | None = None) -> Input:
             and (message.contact.user_id == message.from_user.id)
         )
         return ContactInput(message.contact.phone_number, own)
+    caption = clean_text(message.caption or "") or None
     if message.document is not None:
         d = message.document
-        return FileInput(d.file_id, d.file_name or f"document-{d.file_unique_id}", d.mime_type, d.file_size)
+        name = d.file_name or f"document-{d.file_unique_id}"
+        return FileInput(d.file_id, name, d.mime_type, d.file_size, caption)
     if message.photo:
         p = message.photo[-1]  # the largest size Telegram offers
-        return FileInput(p.file_id, f"photo-{p.file_unique_id}.jpg", "image/jpeg", p.file_size)
+        return FileInput(p.file_id, f"photo-{p.file_unique_id}.jpg", "image/jpeg", p.file_size, caption)
     if message.video is not None:
         vid = message.video
-        return FileInput(vid.file_id, vid.file_name or f"video-{vid.file_unique_id}.mp4", vid.mime_type, vid.file_size)
+        name = vid.file_name or f"video-{vid.file_unique_id}.mp4"
+        return FileInput(vid.file_id, name, vid.mime_type, vid.file_size, caption)
     if message.audio is not None:
         a = message.audio
-        return FileInput(a.file_id, a.file_name or f"audio-{a.file_unique_id}.mp3", a.mime_type, a.file_size)
+        name = a.file_name or f"audio-{a.file_unique_id}.mp3"
+        return FileInput(a.file_id, name, a.mime_type, a.file_size, caption)
     return UnsupportedInput(_kind_of(message))
 
 

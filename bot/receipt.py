@@ -229,7 +229,12 @@ def _files_list(report: Report, tr: Translator) -> str:
     """The supporting files with their sizes, or "no files"."""
     if not report.attachments:
         return f'<p class="answer unanswered">{esc(tr.t("no files"))}</p>'
-    items = "\n".join(f'<li dir="auto">{esc(a.name)} ({esc(format_size(tr, a.size))})</li>' for a in report.attachments)
+    items = "\n".join(
+        f'<li dir="auto">{esc(a.name)} ({esc(format_size(tr, a.size))})'
+        + (f"<br>{esc(a.caption)}" if a.caption else "")
+        + "</li>"
+        for a in report.attachments
+    )
     return f'<ul class="files">\n{items}\n</ul>'
 
 

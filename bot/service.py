@@ -164,21 +164,26 @@ class IntakeService:
             return Reply("⚠️ " + _("This file is larger than {limit}.", limit=format_size(tr, limit)))
         sha = hashlib.sha256(data).hexdigest()
         self._write_blob(sha, data)
-        attachment = Attachment(sha256=sha, name=file.name, mime_type=file.mime_type, size=len(data))
+        attachment = Attachment(
+            sha256=sha, name=file.name, mime_type=file.mime_type, size=len(data), caption=file.caption
+        )
         added = await self.storage.add_attachment(contact.report_id, contact.id, attachment, self.clock())
         if not added:
             return Reply(_("You have already sent this file ({name}); it is kept once.", name=esc(file.name)))
         count = len(await self.storage.attachments(contact.report_id))
-        return Reply(
-            "📎 "
-            + _(
-                "File saved: {name} ({size}). {count} of {limit} files.",
-                name=esc(file.name),
-                size=format_size(tr, len(data)),
-                count=count,
-                limit=self.survey.uploads.max_files,
-            )
+        saved = "📎 " + _(
+            "File saved: {name} ({size}). {count} of {limit} files.",
+            name=esc(file.name),
+            size=format_size(tr, len(data)),
+            count=count,
+            limit=self.survey.uploads.max_files,
         )
+        if file.caption:
+            # A caption may look like an answer; say where it went so nothing seems lost.
+            saved += "\n" + _(
+                "Its caption is kept as the file's description. To answer the question, send your answer as a message."
+            )
+        return Reply(saved)
 
     def blob_path(self, sha: str) -> Path:
         """Where a file with this content hash lives."""

@@ -155,6 +155,10 @@ MIGRATIONS: tuple[str, ...] = (
         received_at TEXT NOT NULL
     );
     """,
+    # v4: the caption a contact wrote with a file, kept as the file's description.
+    """
+    ALTER TABLE attachments ADD COLUMN caption TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -692,14 +696,15 @@ class Storage:
 
         def work(db: Db) -> bool:
             cur = db.execute(
-                "INSERT OR IGNORE INTO attachments (report_id, sha256, name, mime_type, size, uploaded_by,"
-                " uploaded_at, telegram_file_unique_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO attachments (report_id, sha256, name, mime_type, size, caption,"
+                " uploaded_by, uploaded_at, telegram_file_unique_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     report_id,
                     attachment.sha256,
                     attachment.name,
                     attachment.mime_type,
                     attachment.size,
+                    attachment.caption,
                     contact_id,
                     _ts(now),
                     telegram_file_unique_id,
@@ -721,7 +726,7 @@ class Storage:
         def work(db: Db) -> Attachment | None:
             row = _one(
                 db,
-                "SELECT sha256, name, mime_type, size FROM attachments WHERE report_id = ? AND sha256 = ?",
+                "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? AND sha256 = ?",
                 (report_id, sha256),
             )
             if row is None:
@@ -1025,7 +1030,7 @@ def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[
     files: dict[int, list[Attachment]] = {c.id: [] for c in cities}
     for row in _all(
         db,
-        "SELECT report_id, sha256, name, mime_type, size FROM attachments"
+        "SELECT report_id, sha256, name, mime_type, size, caption FROM attachments"
         " WHERE report_id BETWEEN ? AND ? ORDER BY report_id, uploaded_at, id",
         (first, last),
     ):
@@ -1154,7 +1159,7 @@ def _attachments(db: Db, report_id: int) -> tuple[Attachment, ...]:
     """Return the report's attachments in upload order."""
     rows = _all(
         db,
-        "SELECT sha256, name, mime_type, size FROM attachments WHERE report_id = ? ORDER BY uploaded_at, id",
+        "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? ORDER BY uploaded_at, id",
         (report_id,),
     )
     return tuple(_attachment(row) for row in rows)
@@ -1246,7 +1251,9 @@ def _contact(row: sqlite3.Row) -> Contact:
 
 def _attachment(row: sqlite3.Row) -> Attachment:
     """Build an Attachment from an attachments row."""
-    return Attachment(sha256=row["sha256"], name=row["name"], mime_type=row["mime_type"], size=row["size"])
+    return Attachment(
+        sha256=row["sha256"], name=row["name"], mime_type=row["mime_type"], size=row["size"], caption=row["caption"]
+    )
 
 
 def _session(session_json: str, language: str, contact_id: int) -> Session:

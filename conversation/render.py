@@ -648,7 +648,8 @@ class Renderer:
         lines = [tr.n("Your {count} file:", "Your {count} files:", len(report.attachments))]
         rows = []
         for i, a in enumerate(report.attachments, 1):
-            lines.append(f"{i}. {esc(a.name)} ({esc(format_size(tr, a.size))})")
+            described = f" — {esc(_shorten(a.caption, 100))}" if a.caption else ""
+            lines.append(f"{i}. {esc(a.name)} ({esc(format_size(tr, a.size))}){described}")
             rows.append(
                 (Button(_("Remove {name}", name=a.name)[:60], callbacks.command("remove_file", a.sha256[:16])),)
             )
@@ -659,3 +660,8 @@ class Renderer:
         _ = tr.t
         rows = tuple((Button(language_label(code), callbacks.command("set_language", code)),) for code in LANGUAGES)
         return Reply(_("Choose your language:"), rows)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -49,6 +49,7 @@ class Attachment(BaseModel):
     name: str
     mime_type: str | None
     size: int
+    caption: str | None = None  # what the contact wrote with the file, kept as its description
 
 
 class Report(BaseModel):
@@ -112,6 +113,7 @@ class FileInput:
     name: str
     mime_type: str | None
     size: int | None
+    caption: str | None = None
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,24 @@ async def room_for_a_file(c: Ctx) -> None:
     await fill_files(c, min(len(await c.w.h.storage.attachments(c.w.report_ids[c.user])), 3))
 
 
+CAPTION_KEPT = L(
+    "Its caption is kept as the file's description. To answer the question, send your answer as a message."
+)
+
+
+def caption_kept(caption: str) -> Callable[[Ctx], Awaitable[None]]:
+    """The newest file of the report carries the caption, exactly as written, as its description."""
+
+    async def check(c: Ctx) -> None:
+        files = await c.w.h.storage.attachments(c.w.report_ids[c.user])
+        assert files and files[-1].caption == caption
+        await c.w.people[c.user].send("/files", f"{files[-1].name} ")  # listed with its description:
+        listing = c.api.messages(c.user)[-1].shown_text or ""
+        assert f"— {caption}" in listing
+
+    return check
+
+
 async def shows_literally(c: Ctx, question_id: str) -> None:
     """The stored answer is shown back exactly as typed (escaped HTML, not parsed)."""
     stored = (await c.w.h.storage.answers_of(c.w.report_ids[c.user]))[question_id]
@@ -435,21 +453,23 @@ CASES: list[Case] = [
         L("I could not read that date. Please give the month and year, for example 03/2019."),
         at="strategy_adoption_date",
     ),
-    # -- captions: the file is kept, the caption is not taken as the answer
+    # -- captions: the file is kept with its caption as description; the caption is not taken as the answer
     Case(
         "photo-with-caption-at-text-question",
         lambda c: c.api.send_photo(c.user, content=b"\xff\xd8caption-photo\xff\xd9", caption="Head of Unit"),
-        lit("File saved: photo-"),
+        CAPTION_KEPT,
         setup=room_for_a_file,
+        check=caption_kept("Head of Unit"),
     ),
     Case(
         "document-with-caption-at-long-text-question",
         lambda c: c.api.send_document(
             c.user, file_name="notes.pdf", content=b"%PDF captioned", caption="<b>Our answer</b> is attached"
         ),
-        lit("File saved: notes.pdf"),
+        CAPTION_KEPT,
         at="initiative_1",
         setup=room_for_a_file,
+        check=caption_kept("<b>Our answer</b> is attached"),
     ),
     # -- empty-looking texts (Telegram refuses messages of only spaces; see test_fake_refuses_blank_text)
     Case("no-break-spaces", text("\u00a0\u00a0 \u00a0"), EMPTY),

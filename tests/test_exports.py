@@ -75,7 +75,7 @@ async def store_report(
     *,
     status: ReportStatus = ReportStatus.OPEN,
     submitted_at: dt.datetime | None = None,
-    files: Sequence[tuple[str, bytes, str | None]] = (),
+    files: Sequence[tuple[str, bytes, str | None] | tuple[str, bytes, str | None, str]] = (),
     missing_blobs: frozenset[str] = frozenset(),
     inapplicable: frozenset[str] = frozenset(),
 ) -> Saved:
@@ -85,13 +85,15 @@ async def store_report(
     after = Report(answers=answers, status=status, submitted_at=submitted_at)
     await storage.save(contact, Report(), after, Session(language=language), NOW)
     saved = Saved(city, language, answers, status, submitted_at, inapplicable=inapplicable)
-    for file_name, data, mime in files:
+    for file_name, data, mime, *caption in files:
         sha = hashlib.sha256(data).hexdigest()
         if file_name not in missing_blobs:
             blob = files_dir / sha[:2] / sha
             blob.parent.mkdir(parents=True, exist_ok=True)
             blob.write_bytes(data)
-        attachment = Attachment(sha256=sha, name=file_name, mime_type=mime, size=len(data))
+        attachment = Attachment(
+            sha256=sha, name=file_name, mime_type=mime, size=len(data), caption=caption[0] if caption else None
+        )
         assert await storage.add_attachment(city.id, contact.id, attachment, NOW)
         saved.files.append((attachment, data))
     return saved
@@ -127,7 +129,7 @@ async def saved(storage: Storage, files_dir: Path) -> list[Saved]:
         submitted_at=SUBMITTED,
         files=[
             ("plan.pdf", b"%PDF-1.4 plan " * 94_000, "application/pdf"),  # about 1.25 MiB
-            ("photo.jpg", b"\xff\xd8\xff jpeg", "image/jpeg"),
+            ("photo.jpg", b"\xff\xd8\xff jpeg", "image/jpeg", "Learning festival; 2020 = 5,000 visitors"),
         ],
         inapplicable=frozenset({"strategy_adoption_date"}),
     )
@@ -182,7 +184,9 @@ def flat(value: AnswerValue | None) -> str:
 
 def expected_attachments_cell(s: Saved) -> str:
     en = get_translator("en")
-    return "; ".join(f"{a.name} ({format_size(en, a.size)})" for a, _ in s.files)
+    return "; ".join(
+        f"{a.name} ({format_size(en, a.size)})" + (f": {a.caption}" if a.caption else "") for a, _ in s.files
+    )
 
 
 def expected_row(survey: Survey, s: Saved) -> dict[str, str]:
@@ -234,7 +238,7 @@ async def test_csv_round_trip(storage: Storage, survey: Survey, saved: list[Save
     assert hamburg["overall_experience"] == "'@team thanks"
     assert hamburg["medium_term_progress"] == 'First line, with "quotes"; and commas.\n\nSecond paragraph.'
     assert hamburg["submitted_at"] == "2021-12-01T08:00:00+00:00"
-    assert hamburg["attachments"] == "plan.pdf (1.3 MiB); photo.jpg (8 bytes)"
+    assert hamburg["attachments"] == "plan.pdf (1.3 MiB); photo.jpg (8 bytes): Learning festival; 2020 = 5,000 visitors"
     assert hamburg["attachment_count"] == "2"
     assert cairo["city"] == "القاهرة" and cairo["languages"] == "ar"
     assert cairo["core_team_description"].startswith("لجنة المدينة")
@@ -326,8 +330,10 @@ async def test_json_round_trip(storage: Storage, survey: Survey, saved: list[Sav
         order = question_ids(survey)
         assert list(obj["answers"]) == sorted(obj["answers"], key=order.index)  # the form's order
         assert obj["attachments"] == [
-            {"name": a.name, "size": a.size, "mime_type": a.mime_type, "sha256": a.sha256} for a, _ in s.files
+            {"name": a.name, "size": a.size, "mime_type": a.mime_type, "sha256": a.sha256, "caption": a.caption}
+            for a, _ in s.files
         ]
+        assert any(a["caption"] for a in obj["attachments"]) == (s.city.name == "Hamburg")
     hamburg = data[0]["answers"]
     assert "strategy_adoption_date" not in hamburg
     assert hamburg["contact_position"] == "=SUM(A1)"  # JSON carries values unchanged

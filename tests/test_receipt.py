@@ -74,7 +74,9 @@ def full_report(survey: Survey, language: str) -> Report:
         submitted_at=SUBMITTED,
         attachments=(
             Attachment(sha256="a" * 64, name="plan <2021>.pdf", mime_type="application/pdf", size=1_300_000),
-            Attachment(sha256="b" * 64, name="фото.jpg", mime_type="image/jpeg", size=2048),
+            Attachment(
+                sha256="b" * 64, name="фото.jpg", mime_type="image/jpeg", size=2048, caption="Festival <2020> & more"
+            ),
         ),
     )
 
@@ -144,6 +146,7 @@ def test_full_report_in_every_language(survey: Survey, language: str) -> None:
     assert esc(tr.format_month(2019, 3)) in page
     # Files with sizes.
     assert esc("plan <2021>.pdf") in page and "фото.jpg" in page
+    assert esc("Festival <2020> & more") in page  # the caption, as the file's description
     assert esc(format_size(tr, 1_300_000)) in page and esc(format_size(tr, 2048)) in page
 
     checker = TagBalance()

@@ -558,7 +558,7 @@ async def test_contact_flags(storage: Storage) -> None:
 async def test_attachments_dedupe_order_and_audit(storage: Storage, db_path: Path) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
-    a = Attachment(sha256="a" * 64, name="plan.pdf", mime_type="application/pdf", size=1000)
+    a = Attachment(sha256="a" * 64, name="plan.pdf", mime_type="application/pdf", size=1000, caption="Strategy 2021")
     b = Attachment(sha256="b" * 64, name="photo.jpg", mime_type=None, size=5)
     assert await storage.add_attachment(city.id, contact.id, b, later(1), telegram_file_unique_id="uniq")
     assert await storage.add_attachment(city.id, contact.id, a, later(2))
