@@ -5,6 +5,8 @@ Rules of this module:
 - Someone without an invitation learns how to get one and nothing else.
 - The answer is committed (inside the service) before any reply is attempted.
 - Button payloads are client input: decoded and checked, stale ones change nothing.
+- Only the newest question keeps live buttons: the previous keyboard is removed while the
+  reply that replaces it is being sent.
 """
 
 from __future__ import annotations

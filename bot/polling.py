@@ -9,7 +9,7 @@ Rules of this module:
   `FORGET_AFTER` seconds when none comes), not in one of their own: one write per batch, not two.
 - At start-up the inbox is replayed in order before polling resumes. Telegram may also resend
   updates that were fetched but not yet confirmed; an update id is started at most once per run,
-  and handlers skip updates a contact already had committed (`contacts.last_update_id`).
+  and handlers apply nothing for an update whose changes were committed before (`handled_updates`).
 - Handling goes through the application's update processor, so chats run concurrently and
   each chat's updates strictly in order.
 """
