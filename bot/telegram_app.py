@@ -4,7 +4,7 @@ Rules of this module:
 - Updates of different chats run concurrently; updates of one chat strictly in order.
 - The command menu is registered per language with setMyCommands.
 - Long polling by default; a webhook (with Telegram's secret-token header checked) when
-  WEBHOOK_URL is set.
+  WEBHOOK_URL is set. Both keep every update in the database's inbox before acknowledging it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import functools
 import logging
 import secrets
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -37,6 +37,7 @@ from bot.reminders import send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
+from bot.webhook import DurableWebhook
 from conversation.i18n import LANGUAGES, get_translator
 from conversation.model import Survey
 
@@ -123,9 +124,8 @@ def build_application(
         .concurrent_updates(PerChatSequential())
         .post_init(lambda application: on_startup(application, front))
     )
-    if not settings.webhook_url:
-        builder = builder.updater(None)  # long polling is done by bot.polling.DurablePolling
-    app = builder.build()
+    # Updates arrive through bot.polling.DurablePolling or bot.webhook.DurableWebhook, not PTB's Updater.
+    app = builder.updater(None).build()
     private = filters.ChatType.PRIVATE
     app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, front.on_message))
     app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, front.on_edited))
@@ -162,19 +162,50 @@ async def serve_polling(
     app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd, storage: Storage
 ) -> None:
     """Run the bot with durable long polling until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
+    poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), replays=front.replays)
+    await _serve(app, front, poller.start, poller.stop)
+
+
+async def serve_webhook(
+    app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd, storage: Storage, settings: Settings
+) -> None:
+    """Run the bot behind a webhook (updates kept before they are acknowledged) until SIGINT or SIGTERM."""
+    assert settings.webhook_url is not None
+    webhook_url = settings.webhook_url.rstrip("/") + "/telegram"
+    # Without a configured secret a random one per start still keeps strangers from posting updates.
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+    hook = DurableWebhook(app, storage, secret_token=secret, url_path="telegram", replays=front.replays)
+
+    async def start() -> None:
+        await hook.start(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            webhook_url=webhook_url,
+            allowed_updates=list(Update.ALL_TYPES),
+        )
+
+    await _serve(app, front, start, hook.stop)
+
+
+async def _serve(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    front: TelegramFrontEnd,
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+) -> None:
+    """Initialise the application, start receiving updates, and stop cleanly on SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping.set)
     await app.initialize()
     try:
         await on_startup(app, front)
         await app.start()
-        poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), replays=front.replays)
-        await poller.start()
-        await stop.wait()
+        await start()
+        await stopping.wait()
         logger.info("stopping")
-        await poller.stop()
+        await stop()
         await app.stop()
     finally:
         await app.shutdown()
@@ -183,18 +214,5 @@ async def serve_polling(
 def run_bot(settings: Settings, survey: Survey, storage: Storage) -> None:
     """Run until interrupted: long polling, or a webhook when WEBHOOK_URL is set."""
     app, front = build_application(settings, survey, storage)
-    if not settings.webhook_url:
-        asyncio.get_event_loop().run_until_complete(serve_polling(app, front, storage))
-        return
-    # Webhook mode: python-telegram-bot answers Telegram once an update is queued, so an update
-    # in flight during a crash is not redelivered (durable polling does not have this gap).
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
-    app.run_webhook(
-        listen=settings.webhook_listen,
-        port=settings.webhook_port,
-        url_path="telegram",
-        webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
-        secret_token=secret,
-        allowed_updates=Update.ALL_TYPES,
-        close_loop=False,
-    )
+    serve = serve_webhook(app, front, storage, settings) if settings.webhook_url else serve_polling(app, front, storage)
+    asyncio.get_event_loop().run_until_complete(serve)

@@ -18,11 +18,13 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from bot import inbox
 from bot.exports import column_ids
 from bot.service import IntakeService, utc_now
 from bot.settings import Settings
 from bot.storage import Storage
 from bot.telegram_app import build_application, on_startup
+from bot.webhook import DurableWebhook
 from conversation.i18n import get_translator
 from conversation.state import Report, ReportStatus
 from tests.fakes.bot_api import BotMessage, FakeBotAPI
@@ -208,7 +210,10 @@ def start_update(api: FakeBotAPI, user_id: int, text: str) -> dict[str, Any]:
     return update
 
 
-async def test_webhook_checks_the_secret_token(tmp_path: Path) -> None:
+async def test_webhook_checks_the_secret_token_and_keeps_updates_before_acknowledging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "FORGET_AFTER", 3600.0)  # finished updates stay until the next one or the stop
     api = FakeBotAPI().start()
     settings = Settings(
         bot_token=api.token,
@@ -221,18 +226,15 @@ async def test_webhook_checks_the_secret_token(tmp_path: Path) -> None:
     storage = await Storage.open(settings.database_path)
     service = IntakeService(SURVEY, storage, settings.files_dir)
     app, front = build_application(settings, SURVEY, storage, service)
+    assert app.updater is None  # updates come through DurableWebhook, not PTB's Updater
     port = free_port()
     await app.initialize()
     await on_startup(app, front)
     await app.start()
-    assert app.updater is not None
+    hook = DurableWebhook(app, storage, secret_token="s3cret", replays=front.replays)
     try:
-        await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=port,
-            url_path="telegram",
-            webhook_url="https://bot.example.org/telegram",
-            secret_token="s3cret",
+        await hook.start(
+            listen="127.0.0.1", port=port, webhook_url="https://bot.example.org/telegram", allowed_updates=None
         )
         (call,) = api.calls_to("setWebhook")
         assert call.ok and call.params["url"] == "https://bot.example.org/telegram"
@@ -244,22 +246,33 @@ async def test_webhook_checks_the_secret_token(tmp_path: Path) -> None:
         update = start_update(api, 4001, f"/start {token}")
         url = f"http://127.0.0.1:{port}/telegram"
         mark = api.mark()
+        secret = {"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
         async with httpx.AsyncClient(timeout=10) as client:
             missing = await client.post(url, json=update)
             wrong = await client.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-not"})
             assert missing.status_code == 403
             assert wrong.status_code == 403
+            assert (await client.post(url, content=b"{not json", headers=secret)).status_code == 400
+            assert (await client.post(url, json={"message": "no update id"}, headers=secret)).status_code == 400
+            assert (await client.post(url, json=[update], headers=secret)).status_code == 400
+            assert (await client.post(url + "-other", json=update, headers=secret)).status_code == 404
             await asyncio.sleep(0.2)
             assert not api.calls_to("sendMessage", since=mark)  # refused updates are not handled
             assert await storage.contact_by_telegram_user(4001) is None
-            right = await client.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
+            assert await storage.inbox_pending() == []
+            right = await client.post(url, json=update, headers=secret)
             assert right.status_code == 200
+            # Acknowledged only once kept: a crash from here on replays it from the inbox.
+            assert [i for i, _ in await storage.inbox_pending()] == [update["update_id"]]
+            again = await client.post(url, json=update, headers=secret)  # Telegram retrying: not applied twice
+            assert again.status_code == 200
         await api.async_wait_until(lambda: "This report is for Hamburg" in "\n".join(api.bot_texts_since(mark, 4001)))
         assert await storage.contact_by_telegram_user(4001) is not None
+        assert len([t for t in api.bot_texts_since(mark, 4001) if "This report is for Hamburg" in t]) == 1
         assert not api.calls_to("getUpdates")  # no polling alongside the webhook
     finally:
-        if app.updater.running:
-            await app.updater.stop()
+        await hook.stop()
+        assert await storage.inbox_pending() == []  # handled and answered: forgotten on stopping
         await app.stop()
         await app.shutdown()
         await storage.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bot import polling
+from bot import inbox
 from bot.service import utc_now
 from bot.storage import Storage
 from tests.fakes.bot_api import FakeBotAPI
@@ -72,7 +72,7 @@ async def test_redelivered_update_already_saved_is_not_applied_twice(tmp_path):
 
 async def test_finished_updates_leave_the_inbox_with_the_next_batch(tmp_path, monkeypatch):
     # With the timer out of the way, only the next batch's transaction (or stopping) can forget them.
-    monkeypatch.setattr(polling, "FORGET_AFTER", 3600.0)
+    monkeypatch.setattr(inbox, "FORGET_AFTER", 3600.0)
     with FakeBotAPI() as api:
         async with running_bot(tmp_path, api=api) as h:
             user = h.person(3003)
