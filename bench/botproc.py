@@ -83,6 +83,7 @@ def echo_application(args: argparse.Namespace) -> Application[Any, Any, Any, Any
 async def serve(args: argparse.Namespace) -> None:
     """Run a bot (ours or the echo baseline) until told to quit."""
     storage = None
+    front = None
     if args.mode == "ours":
         from bot.polling import DurablePolling
         from bot.service import IntakeService
@@ -134,6 +135,8 @@ async def serve(args: argparse.Namespace) -> None:
         elif app.updater is not None:
             await app.updater.stop()
         await app.stop()
+        if front is not None:
+            await front.close()
         await app.shutdown()
         if storage is not None:
             await storage.close()

@@ -27,6 +27,7 @@ from telegram.ext import Application, ContextTypes
 from bot import admin
 from bot.exports import export_reports
 from bot.inputs import command_of, message_input
+from bot.keyboards import KeyboardLedger
 from bot.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
 from bot.receipt import receipt_filename, render_receipt
 from bot.service import Blocked, FileTooBig, IntakeService, Outcome
@@ -50,7 +51,7 @@ class TelegramFrontEnd:
         self.storage = storage
         self.settings = settings
         # chat id -> id of the newest message with inline buttons (to retire stale keyboards)
-        self.keyboards: dict[int, int] = {}
+        self.keyboards = KeyboardLedger(storage)
         # chats whose "share my phone number" keyboard is showing
         self.contact_keyboards: set[int] = set()
         self.bot_username: str | None = None
@@ -59,6 +60,10 @@ class TelegramFrontEnd:
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+
+    async def close(self) -> None:
+        """Write what must outlive this run (the live keyboards)."""
+        await self.keyboards.flush()
 
     def attach(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Remember the application (for jobs and the bot's username)."""
@@ -86,7 +91,7 @@ class TelegramFrontEnd:
             for reply in replies:
                 sending = asyncio.ensure_future(send_reply(bot, chat_id, reply))
                 if reply.buttons or reply.request_contact_label:
-                    old = self.keyboards.pop(chat_id, None)
+                    old = self.keyboards.pop(chat_id)
                     if old is not None:
                         # Started once the reply's request is on its way (the contact waits for the
                         # reply, not for this), and awaited below, so it overlaps the reply's round trip.
@@ -95,7 +100,7 @@ class TelegramFrontEnd:
                 if reply.request_contact_label:
                     self.contact_keyboards.add(chat_id)
                 if reply.buttons:
-                    self.keyboards[chat_id] = sent.message_id
+                    self.keyboards.set(chat_id, sent.message_id)
         finally:
             if retiring:
                 await asyncio.gather(*retiring.values(), return_exceptions=True)

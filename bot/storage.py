@@ -159,6 +159,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE attachments ADD COLUMN caption TEXT;
     """,
+    # v5: the message carrying each chat's live inline keyboard (retired by the next reply).
+    """
+    CREATE TABLE keyboards (
+        chat_id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -863,6 +870,25 @@ class Storage:
             lambda db: _all(db, "SELECT update_id, payload FROM inbox ORDER BY update_id"), write=False
         )
         return [(int(row["update_id"]), str(row["payload"])) for row in rows]
+
+    # ------------------------------------------------------------ keyboards
+
+    async def live_keyboards(self) -> dict[int, int]:
+        """Chat id → message id of each chat's live inline keyboard."""
+        rows = await self._run(lambda db: _all(db, "SELECT chat_id, message_id FROM keyboards"), write=False)
+        return {int(row["chat_id"]): int(row["message_id"]) for row in rows}
+
+    async def update_keyboards(self, changes: dict[int, int | None]) -> None:
+        """Record live keyboards (chat id → message id; None: the chat has none any more)."""
+        live = [(chat_id, message_id) for chat_id, message_id in changes.items() if message_id is not None]
+        gone = [(chat_id,) for chat_id, message_id in changes.items() if message_id is None]
+
+        def work(db: Db) -> None:
+            db.executemany("INSERT OR REPLACE INTO keyboards (chat_id, message_id) VALUES (?, ?)", live)
+            db.executemany("DELETE FROM keyboards WHERE chat_id = ?", gone)
+
+        # Cosmetic state: no fsync wait (a killed process keeps it; the next full commit flushes it).
+        await self._run(work, write=True, fsync=False)
 
     # ------------------------------------------------------------ admins
 

@@ -149,6 +149,7 @@ def build_application(
 async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
     """Register the command menu in every language once the bot is known."""
     front.bot_username = app.bot.username
+    await front.keyboards.load()
     await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")
     for language in LANGUAGES:
         await call_with_retry(
@@ -207,6 +208,7 @@ async def _serve(
         logger.info("stopping")
         await stop()
         await app.stop()
+        await front.close()
     finally:
         await app.shutdown()
 

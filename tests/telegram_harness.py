@@ -173,6 +173,7 @@ async def running_bot(
     finally:
         await poller.stop()
         await app.stop()
+        await front.close()
         await app.shutdown()
         await storage.close()
         if own_api:

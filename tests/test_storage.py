@@ -732,3 +732,29 @@ async def test_audit_json_is_valid(storage: Storage, db_path: Path) -> None:
         for column in ("old_json", "new_json"):
             if row[column] is not None:
                 json.loads(row[column])
+
+
+async def test_live_keyboards_round_trip(storage: Storage) -> None:
+    assert await storage.live_keyboards() == {}
+    await storage.update_keyboards({10: 100, 11: 110})
+    await storage.update_keyboards({10: 101, 11: None, 12: None})  # replaced, retired, never had one
+    assert await storage.live_keyboards() == {10: 101}
+
+
+async def test_keyboard_ledger_writes_lazily_and_on_flush(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import keyboards
+
+    monkeypatch.setattr(keyboards, "FLUSH_AFTER", 0.05)
+    ledger = keyboards.KeyboardLedger(storage)
+    ledger.set(1, 10)
+    ledger.set(2, 20)
+    assert await storage.live_keyboards() == {}  # nothing written on the answer's own path
+    await asyncio.sleep(0.3)
+    assert await storage.live_keyboards() == {1: 10, 2: 20}  # one transaction once the timer fired
+    assert ledger.pop(1) == 10 and ledger.pop(1) is None
+    ledger.set(2, 21)
+    await ledger.flush()  # as on stopping
+    assert await storage.live_keyboards() == {2: 21}
+    fresh = keyboards.KeyboardLedger(storage)
+    await fresh.load()
+    assert fresh.get(2) == 21 and fresh.get(1) is None and len(fresh) == 1

@@ -8,6 +8,7 @@ import functools
 import pytest
 
 from conversation.model import Kind
+from tests.fakes.bot_api import FakeBotAPI
 from tests.telegram_harness import Harness, Person, running_bot
 
 LONG = "Concrete example: 12 learning centres opened, 3,400 adult learners enrolled."
@@ -317,3 +318,26 @@ async def test_a_press_retires_its_keyboard_once_and_stops_the_spinner(tmp_path)
         assert [int(e.params["message_id"]) for e in edits] == [question.message_id]
         assert all(e.ok for e in edits)
         assert len(h.api.calls_to("answerCallbackQuery", since=mark)) == 1
+
+
+async def test_the_live_keyboard_is_retired_by_the_first_reply_after_a_restart(tmp_path):
+    with FakeBotAPI() as api:
+        async with running_bot(tmp_path, api=api) as h:
+            user = h.person(1031)
+            await user.send(f"/start {await h.invite()}", "This report is for")
+            await user.press("Begin", "Official city website address")
+            question = next(m for m in reversed(h.api.messages(1031)) if m.inline_keyboard)  # the website question
+        async with running_bot(tmp_path, api=api) as h2:  # a new process would know only the database
+            assert h2.front.keyboards.get(1031) == question.message_id
+            mark = api.mark()
+            await h2.person(1031).send("www.restart.example.org", "Date of joining")
+
+            def retired() -> bool:
+                return any(
+                    int(c.params["message_id"]) == question.message_id
+                    for c in api.calls_to("editMessageReplyMarkup", since=mark)
+                )
+
+            await api.async_wait_until(retired, 10)
+            (old,) = [m for m in api.messages(1031) if m.message_id == question.message_id]
+            assert not old.inline_keyboard
