@@ -122,7 +122,6 @@ def build_application(
         .request(request)
         .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
-        .post_init(lambda application: on_startup(application, front))
     )
     # Updates arrive through bot.polling.DurablePolling or bot.webhook.DurableWebhook, not PTB's Updater.
     app = builder.updater(None).build()
