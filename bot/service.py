@@ -169,7 +169,12 @@ class IntakeService:
         )
         added = await self.storage.add_attachment(contact.report_id, contact.id, attachment, self.clock())
         if not added:
-            return Reply(_("You have already sent this file ({name}); it is kept once.", name=esc(file.name)))
+            already = _("You have already sent this file ({name}); it is kept once.", name=esc(file.name))
+            if file.caption and await self.storage.describe_attachment(
+                contact.report_id, sha, file.caption, contact_id=contact.id, now=self.clock()
+            ):
+                already += "\n" + _("Its new caption is kept as the file's description.")
+            return Reply(already)
         count = len(await self.storage.attachments(contact.report_id))
         saved = "📎 " + _(
             "File saved: {name} ({size}). {count} of {limit} files.",

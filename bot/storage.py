@@ -724,6 +724,29 @@ class Storage:
 
         return await self._run(work, write=True)
 
+    async def describe_attachment(
+        self, report_id: int, sha256: str, caption: str, *, contact_id: int | None = None, now: dt.datetime
+    ) -> bool:
+        """Give the report's file a new description (caption); False if there is no such file or no change."""
+
+        def work(db: Db) -> bool:
+            row = _one(
+                db,
+                "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? AND sha256 = ?",
+                (report_id, sha256),
+            )
+            if row is None or row["caption"] == caption:
+                return False
+            before = _attachment(row)
+            db.execute(
+                "UPDATE attachments SET caption = ? WHERE report_id = ? AND sha256 = ?", (caption, report_id, sha256)
+            )
+            after = before.model_copy(update={"caption": caption})
+            _audit(db, report_id, contact_id, None, "describe", before.model_dump_json(), after.model_dump_json(), now)
+            return True
+
+        return await self._run(work, write=True)
+
     async def remove_attachment(
         self, report_id: int, sha256: str, *, contact_id: int | None = None, now: dt.datetime | None = None
     ) -> Attachment | None:

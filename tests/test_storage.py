@@ -567,13 +567,20 @@ async def test_attachments_dedupe_order_and_audit(storage: Storage, db_path: Pat
     report, _ = await storage.load(contact)
     assert report.attachments == (b, a)
 
+    assert await storage.describe_attachment(city.id, b.sha256, "The festival", contact_id=contact.id, now=later(4))
+    assert not await storage.describe_attachment(city.id, b.sha256, "The festival", now=later(5))  # no change
+    assert not await storage.describe_attachment(city.id, "c" * 64, "No such file", now=later(5))
+    b = b.model_copy(update={"caption": "The festival"})
+    assert await storage.attachments(city.id) == (b, a)
     assert await storage.remove_attachment(city.id, b.sha256, contact_id=contact.id) == b
     assert await storage.remove_attachment(city.id, b.sha256) is None
     assert await storage.attachments(city.id) == (a,)
     actions = [
-        (r["action"], r["contact_id"]) for r in audit_rows(db_path, city.id) if r["action"] in {"attach", "detach"}
+        (r["action"], r["contact_id"])
+        for r in audit_rows(db_path, city.id)
+        if r["action"] in {"attach", "describe", "detach"}
     ]
-    assert actions == [("attach", contact.id), ("attach", contact.id), ("detach", contact.id)]
+    assert actions == [("attach", contact.id), ("attach", contact.id), ("describe", contact.id), ("detach", contact.id)]
     # save never touches attachments.
     before, session = await storage.load(contact)
     await storage.save(contact, before, before.model_copy(update={"attachments": ()}), session, NOW)

@@ -152,7 +152,18 @@ async def test_attachments_size_count_album_and_duplicates(tmp_path):
         await user.expect(mark, "File saved: p0.pdf", "File saved: p1.pdf", "File saved: p2.pdf")
         mark = h.api.mark()
         h.api.send_document(1004, file_name="again.pdf", content=b"doc 1")
-        await user.expect(mark, "already sent this file")
+        (reply,) = await user.expect(mark, "already sent this file")
+        assert "caption" not in (reply.shown_text or "")
+        # The same file again, now with a caption: still kept once, and the caption becomes its description.
+        mark = h.api.mark()
+        h.api.send_document(1004, file_name="again.pdf", content=b"doc 1", caption="Festival poster")
+        await user.expect(mark, "already sent this file", "Its new caption is kept as the file's description.")
+        contact = await h.contact(1004)
+        assert [a.caption for a in await h.storage.attachments(contact.report_id)] == [None, "Festival poster", None]
+        mark = h.api.mark()
+        h.api.send_document(1004, file_name="again.pdf", content=b"doc 1", caption="Festival poster")
+        (reply,) = await user.expect(mark, "already sent this file")
+        assert "caption" not in (reply.shown_text or "")  # nothing changed
         for i in (3, 4):
             await user.act(
                 functools.partial(h.api.send_document, 1004, file_name=f"p{i}.pdf", content=f"doc {i}".encode()),
