@@ -63,7 +63,7 @@ class TelegramFrontEnd:
 
     async def close(self) -> None:
         """Write what must outlive this run (the live keyboards)."""
-        await self.keyboards.flush()
+        await self.keyboards.close()
 
     def attach(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Remember the application (for jobs and the bot's username)."""

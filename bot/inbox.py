@@ -27,6 +27,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
+from bot.later import Coalesced
 from bot.service import utc_now
 from bot.storage import Storage, StorageUnavailable
 
@@ -55,8 +56,7 @@ class DurableInbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._finished: list[int] = []  # handled and answered, still in the inbox
-        self._forget_later: asyncio.TimerHandle | None = None
-        self._forgetting: set[asyncio.Task[None]] = set()
+        self._forget = Coalesced(FORGET_AFTER, self._forget_finished)
 
     async def start(self, received: Sequence[Update] = ()) -> None:
         """Replay what the last run kept but did not finish, together with `received` (just fetched)."""
@@ -89,10 +89,7 @@ class DurableInbox:
         self._stopping = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
-        if self._forget_later is not None:
-            self._forget_later.cancel()
-        if self._forgetting:
-            await asyncio.wait(set(self._forgetting))
+        await self._forget.settle()
         await self._forget_finished()
 
     def _note_replays(self, updates: list[Update], done: set[int]) -> None:
@@ -133,15 +130,8 @@ class DurableInbox:
             await processor.process_update(update, self.app.process_update(update))
         finally:
             self._finished.append(update.update_id)
-            if self._forget_later is None and not self._stopping:
-                self._forget_later = asyncio.get_running_loop().call_later(FORGET_AFTER, self._forget_soon)
-
-    def _forget_soon(self) -> None:
-        self._forget_later = None
-        if self._finished:
-            task = asyncio.create_task(self._forget_finished())
-            self._forgetting.add(task)
-            task.add_done_callback(self._forgetting.discard)
+            if not self._stopping:
+                self._forget.request()
 
     async def _forget_finished(self) -> None:
         """Take handled and answered updates out of the inbox (when no new updates came to carry them)."""

@@ -4,15 +4,15 @@ Rules of this module:
 - Only the newest question keeps live buttons; this ledger says which message that is, per chat,
   so the next reply can retire it, even when that reply comes from a restarted bot.
 - Changes reach the database lazily: at most one small transaction per `FLUSH_AFTER` seconds (none
-  on an answer's own path) and one on `flush` when stopping. After a crash the last second of
+  on an answer's own path) and one on `close` when stopping. After a crash the last second of
   changes may be missing; a keyboard not retired then is refused as stale when pressed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from bot.later import Coalesced
 from bot.storage import Storage, StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,7 @@ class KeyboardLedger:
         self.storage = storage
         self._live: dict[int, int] = {}
         self._changed: dict[int, int | None] = {}  # not yet in the database; None: no live keyboard
-        self._flush_later: asyncio.TimerHandle | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._flush_soon = Coalesced(FLUSH_AFTER, self.flush)
 
     async def load(self) -> None:
         """Read the keyboards the last run left live."""
@@ -54,10 +53,7 @@ class KeyboardLedger:
         return len(self._live)
 
     async def flush(self) -> None:
-        """Write the changes not yet in the database (on stopping, or when the timer fires)."""
-        if self._flush_later is not None:
-            self._flush_later.cancel()
-            self._flush_later = None
+        """Write the changes not yet in the database (when the timer fires; see also `close`)."""
         changes, self._changed = self._changed, {}
         if not changes:
             return
@@ -66,18 +62,13 @@ class KeyboardLedger:
         except StorageUnavailable as exc:
             logger.warning("live keyboards not recorded (%s); retrying later", exc)
             self._changed = {**changes, **self._changed}
-            self._schedule()
+            self._flush_soon.request()
+
+    async def close(self) -> None:
+        """Write what is still pending, for good (on stopping)."""
+        await self._flush_soon.settle()
+        await self.flush()
 
     def _change(self, chat_id: int, message_id: int | None) -> None:
         self._changed[chat_id] = message_id
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if self._flush_later is None:
-            self._flush_later = asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._flush_later = None
-        task = asyncio.create_task(self.flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        self._flush_soon.request()

@@ -763,7 +763,7 @@ async def test_keyboard_ledger_writes_lazily_and_on_flush(storage: Storage, monk
     assert await storage.live_keyboards() == {1: 10, 2: 20}
     assert ledger.pop(1) == 10 and ledger.pop(1) is None
     ledger.set(2, 21)
-    await ledger.flush()  # as on stopping
+    await ledger.close()  # as on stopping
     assert await storage.live_keyboards() == {2: 21}
     fresh = keyboards.KeyboardLedger(storage)
     await fresh.load()
