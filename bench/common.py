@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from bot.settings import ENVIRONMENT_VARIABLES
 from bot.storage import Contact, Storage
 from conversation import engine
 from conversation.loader import load_survey
@@ -39,32 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 SURVEY = load_survey()
 SEED_NOW = dt.datetime(2021, 10, 1, 9, 0, tzinfo=dt.UTC)
 FIRST_USER_ID = 7_000_000
-
-# Environment variables the bot's Settings read: removed from the bot process's environment so
-# a developer's own configuration cannot change what is measured.
-SETTINGS_ENV = frozenset(
-    {
-        "BOT_TOKEN",
-        "BOT_API_BASE_URL",
-        "BOT_API_FILE_URL",
-        "DATA_DIR",
-        "ADMIN_IDS",
-        "DEADLINE",
-        "LOG_LEVEL",
-        "SURVEY_FILE",
-        "WEBHOOK_URL",
-        "WEBHOOK_LISTEN",
-        "WEBHOOK_PORT",
-        "WEBHOOK_SECRET",
-        "REMINDER_DAYS",
-        "REMINDER_HOUR",
-        "TIMEZONE",
-        "ACCEPT_LATE_SUBMISSIONS",
-        "REMINDERS_ENABLED",
-        "REMINDER_CHECK_SECONDS",
-    }
-)
-
 
 # ---------------------------------------------------------------- time bound
 
@@ -149,7 +124,8 @@ class BenchAPI(FakeBotAPI):
 
 
 def _clean_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in SETTINGS_ENV}
+    # The bot's own variables are removed, so a developer's configuration cannot change what is measured.
+    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT_VARIABLES}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

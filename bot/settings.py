@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         return self.data_dir / "files"
 
 
+# The environment variables the settings are read from (one per field, in upper case).
+ENVIRONMENT_VARIABLES = frozenset(name.upper() for name in Settings.model_fields)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning validation errors into one line naming the variable."""
     try:

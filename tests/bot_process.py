@@ -17,29 +17,16 @@ import time
 from pathlib import Path
 from typing import IO
 
+from bot.settings import ENVIRONMENT_VARIABLES
 from tests.fakes.bot_api import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parent.parent
-# Variables the bot reads that must not leak in from the developer's shell.
-_BOT_VARIABLES = (
-    "ADMIN_IDS",
-    "DEADLINE",
-    "SURVEY_FILE",
-    "WEBHOOK_URL",
-    "WEBHOOK_LISTEN",
-    "WEBHOOK_PORT",
-    "WEBHOOK_SECRET",
-    "REMINDER_DAYS",
-    "REMINDER_HOUR",
-    "TIMEZONE",
-    "ACCEPT_LATE_SUBMISSIONS",
-    "REMINDER_CHECK_SECONDS",
-)
 
 
 def bot_environment(api: FakeBotAPI, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a bot process talking to `api` and keeping its data in `data_dir`."""
-    env = {k: v for k, v in os.environ.items() if k not in _BOT_VARIABLES}
+    # The bot's own variables must not leak in from the developer's shell.
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
     env.update(
         BOT_TOKEN=api.token,
         BOT_API_BASE_URL=api.base_url,

@@ -21,7 +21,7 @@ from openpyxl import load_workbook
 from bot import inbox
 from bot.exports import column_ids
 from bot.service import IntakeService, utc_now
-from bot.settings import Settings
+from bot.settings import ENVIRONMENT_VARIABLES, Settings
 from bot.storage import Storage
 from bot.telegram_app import build_application, on_startup
 from bot.webhook import DurableWebhook
@@ -294,7 +294,7 @@ def test_run_command_serves_the_webhook(tmp_path: Path, secret: str | None) -> N
             await storage.close()
 
     token = asyncio.run(invitation())
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
     env.update(
         PYTHONPATH=str(ROOT),
         DATA_DIR=str(tmp_path),
