@@ -512,21 +512,14 @@ class Storage:
 
     async def contact_by_telegram_user(self, user_id: int) -> Contact | None:
         """Return the contact bound to this Telegram user, or None."""
-        row = await self._run(
-            lambda db: _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,)),
-            write=False,
-        )
-        return None if row is None else _contact(row)
+        return await self._run(lambda db: _contact_of_user(db, user_id), write=False)
 
     async def contact_with_state(self, user_id: int) -> tuple[Contact, Report, Session] | None:
         """The contact bound to this Telegram user with their report and session (one snapshot), or None."""
 
         def work(db: Db) -> tuple[Contact, Report, Session] | None:
-            row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
-            if row is None:
-                return None
-            contact = _contact(row)
-            return (contact, *_load(db, contact=contact))
+            contact = _contact_of_user(db, user_id)
+            return None if contact is None else (contact, *_load(db, contact=contact))
 
         return await self._run(work, write=False)
 
@@ -1186,6 +1179,12 @@ def _require_report(db: Db, report_id: int) -> None:
     """Raise LookupError unless the report exists."""
     if _one(db, "SELECT 1 FROM reports WHERE id = ?", (report_id,)) is None:
         raise LookupError(f"no report with id {report_id}")
+
+
+def _contact_of_user(db: Db, user_id: int) -> Contact | None:
+    """Return the contact bound to this Telegram user, or None."""
+    row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
+    return None if row is None else _contact(row)
 
 
 def _contact_by_id(db: Db, contact_id: int) -> Contact:
