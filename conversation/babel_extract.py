@@ -2,6 +2,7 @@
 
 Rules of this module:
 - The translatable texts are exactly what the bot shows: survey title, reporting period and intro,
+  section headings and their instructions,
   section titles and intros, question texts and help, choice labels. Ids, e-mail addresses and
   limits are never translated.
 - The extractor and `survey_messages` walk the same validated `Survey`, so the catalog template
@@ -58,6 +59,10 @@ def _walk(survey: Survey) -> Iterator[tuple[_Loc, str, str]]:
     yield ("intro",), survey.intro, "survey introduction"
     for s_index, section in enumerate(survey.sections):
         s_loc: _Loc = ("sections", s_index)
+        if section.heading is not None:
+            yield (*s_loc, "heading", "title"), section.heading.title, f"section {section.id}: heading"
+            if section.heading.intro:
+                yield (*s_loc, "heading", "intro"), section.heading.intro, f"section {section.id}: heading instruction"
         yield (*s_loc, "title"), section.title, f"section {section.id}: title"
         if section.intro:
             yield (*s_loc, "intro"), section.intro, f"section {section.id}: introduction"

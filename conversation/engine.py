@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from conversation import validation as v
-from conversation.i18n import LANGUAGES
+from conversation.i18n import LANGUAGES, current_language
 from conversation.model import CHOICE_KINDS, Kind, Question, Survey
 from conversation.state import (
     AnswerValue,
@@ -148,7 +148,10 @@ def has_started(survey: Survey, report: Report) -> bool:
 
 
 def is_exempt(survey: Survey, answers: Mapping[str, object]) -> bool:
-    """The form's rule: cities that joined in the last cycle report next time."""
+    """The form's rule: cities that joined in the last cycle will be asked to report next time.
+
+    They are not due now, but may still fill in and submit the report voluntarily.
+    """
     rule = survey.exemption
     if rule is None:
         return False
@@ -449,10 +452,7 @@ class _Turn:
         self.emit(OfferMore(q.id, v.count_words(combined), q.max_words))
 
     def after_answer(self, q: Question) -> None:
-        """Move on after an answer, unless the report just became exempt."""
-        if self.report.status == ReportStatus.EXEMPT:
-            self.set_session(mode=Mode.DONE)
-            return
+        """Move on after an answer (an exempt city goes on too: it may report voluntarily)."""
         self.move_on()
 
     # -- buttons
@@ -555,11 +555,6 @@ class _Turn:
         if writes and self.read_only:
             self.reject("read_only")
             return
-        if writes and self.report.status == ReportStatus.EXEMPT and name in ("skip", "submit", "confirm_submit"):
-            self.emit(
-                Notice("exempt", {"joined_from": self.survey.exemption.joined_from if self.survey.exemption else ""})
-            )
-            return
         handler(self, arg)
 
     def cmd_start(self, arg: str | None) -> None:
@@ -593,6 +588,7 @@ class _Turn:
         self.emit(ChooseLanguage())
 
     def cmd_set_language(self, arg: str | None) -> None:
+        arg = current_language(arg) if arg else arg  # a button from before a language split
         if arg not in LANGUAGES:
             self.emit(ChooseLanguage())
             return

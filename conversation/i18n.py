@@ -1,4 +1,4 @@
-"""Translations and locale-aware formatting for the seven questionnaire languages.
+"""Translations and locale-aware formatting for the questionnaire's languages.
 
 Rules of this module:
 - The `.po` files under `locales/<lang>/LC_MESSAGES/messages.po` are the source of
@@ -13,6 +13,9 @@ Rules of this module:
   source is used instead and a warning is logged, so a contact never sees a crash.
 - Plural rules are the gettext conventions in `PLURAL_FORMS`; `check_catalogs`
   holds every catalog to them and reports problems naming file and msgid.
+- A language is a catalog directory name: a bare language ("fr") or a regional variant
+  ("pt_BR", "pt_PT"). Telegram's `language_code` is mapped by `pick_language`; codes
+  stored before a language was split into variants are mapped by `LEGACY_LANGUAGES`.
 - Dates, months and numbers are formatted by babel in the translator's locale.
 - Nothing here talks to Telegram; the conversation engine receives a ready
   `Translator` and stays free of I/O.
@@ -48,8 +51,16 @@ from babel.support import Translations
 
 logger = logging.getLogger(__name__)
 
-LANGUAGES: tuple[str, ...] = ("en", "fr", "es", "ar", "zh", "ru", "pt")
+LANGUAGES: tuple[str, ...] = ("en", "fr", "es", "ar", "zh", "ru", "pt_BR", "pt_PT", "ko")
 DEFAULT_LANGUAGE = "en"
+
+#: The variant a bare language code (Telegram's "pt", or "pt-AO") stands for, when a language
+#: has regional variants only. The bot's settings may choose another (`PORTUGUESE_DEFAULT`).
+REGIONAL_DEFAULTS: Mapping[str, str] = {"pt": "pt_PT"}
+
+#: Codes stored before a language was split into variants, and the catalog they were using
+#: ("pt" was the Brazilian catalog).
+LEGACY_LANGUAGES: Mapping[str, str] = {"pt": "pt_BR"}
 RTL_LANGUAGES = frozenset({"ar"})
 
 #: Directory holding `messages.pot` and `<lang>/LC_MESSAGES/messages.po`.
@@ -61,9 +72,10 @@ DOMAIN = "messages"
 BABEL_LOCALES: Mapping[str, str] = {"en": "en_GB", "zh": "zh_Hans_CN"}
 
 #: gettext Plural-Forms every catalog must declare: (nplurals, plural expression).
-#: These are the GNU gettext / translation-tool conventions. For ar, ru, zh and en
+#: These are the GNU gettext / translation-tool conventions. For ar, ru, zh, ko and en
 #: they agree with babel's `get_plural`; for fr, es and pt recent babel (CLDR 42+)
 #: adds a third "many" form for millions, which translation tools do not use.
+#: Korean, like Chinese, has a single form.
 PLURAL_FORMS: Mapping[str, tuple[int, str]] = {
     "en": (2, "(n != 1)"),
     "fr": (2, "(n > 1)"),
@@ -74,7 +86,9 @@ PLURAL_FORMS: Mapping[str, tuple[int, str]] = {
     ),
     "zh": (1, "0"),
     "ru": (3, "(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2)"),
-    "pt": (2, "(n != 1)"),
+    "pt_BR": (2, "(n != 1)"),
+    "pt_PT": (2, "(n != 1)"),
+    "ko": (1, "0"),
 }
 
 # Plural expressions are compared by evaluating both over this range of counts.
@@ -111,23 +125,59 @@ class CatalogError(Exception):
     """A catalog file that is missing or cannot be read; the message names the file."""
 
 
-def pick_language(code: str | None) -> str:
+def pick_language(code: str | None, regional_defaults: Mapping[str, str] | None = None) -> str:
     """Map a Telegram `language_code` (IETF tag) to one of `LANGUAGES`.
 
-    Only the primary subtag counts: "pt-br" → "pt", "es-419" → "es", "ar-EG" → "ar",
-    and every Chinese tag ("zh-hans", "zh-CN", also "zh-hant") → "zh", the one Chinese
-    catalog (Simplified). Anything else, or no code, gives `DEFAULT_LANGUAGE`.
+    A language with a region that has its own catalog gets it ("pt-br" → "pt_BR",
+    "pt-PT" → "pt_PT"); otherwise the primary subtag counts: "es-419" → "es",
+    "ar-EG" → "ar", and every Chinese tag ("zh-hans", "zh-CN", also "zh-hant") → "zh",
+    the one Chinese catalog (Simplified). A language that exists only as regional
+    variants ("pt", "pt-AO") gets its default variant. Anything else, or no code,
+    gives `DEFAULT_LANGUAGE`.
 
     Args:
         code: The user's `language_code`, possibly None or empty.
+        regional_defaults: The variant each bare language stands for; `REGIONAL_DEFAULTS`
+            when None.
 
     Returns:
         A member of `LANGUAGES`.
     """
     if not code:
         return DEFAULT_LANGUAGE
-    primary = code.strip().replace("_", "-").split("-", 1)[0].lower()
-    return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+    subtags = code.strip().replace("_", "-").split("-")
+    primary = subtags[0].lower()
+    regions = [tag.upper() for tag in subtags[1:] if len(tag) == 2 or (len(tag) == 3 and tag.isdigit())]
+    if regions and f"{primary}_{regions[0]}" in LANGUAGES:
+        return f"{primary}_{regions[0]}"
+    if primary in LANGUAGES:
+        return primary
+    default = (REGIONAL_DEFAULTS if regional_defaults is None else regional_defaults).get(primary)
+    return default if default in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def current_language(code: str) -> str:
+    """Return the language a stored code means today: legacy codes map to their catalog.
+
+    Args:
+        code: A language code read from storage or a saved session.
+
+    Returns:
+        `code`, or what it was replaced by ("pt" → "pt_BR").
+    """
+    return LEGACY_LANGUAGES.get(code, code)
+
+
+def telegram_language_code(language: str) -> str:
+    """Return the two-letter code Telegram's `setMyCommands` takes for a language ("pt_BR" → "pt").
+
+    Args:
+        language: A member of `LANGUAGES`.
+
+    Returns:
+        The ISO 639-1 code.
+    """
+    return language.split("_", 1)[0]
 
 
 def catalog_path(language: str, locales_dir: Path | None = None) -> Path:
@@ -414,7 +464,7 @@ class Translator:
         return _babel_format_datetime(moment, format=format, tzinfo=tzinfo, locale=self.locale)
 
     def language_name(self) -> str:
-        """Return the language's name in itself, capitalised, e.g. "Français", "中文".
+        """Return the language's name in itself, capitalised, e.g. "Français", "中文", "Português (Brasil)".
 
         Returns:
             The endonym.
@@ -454,7 +504,8 @@ def get_translator(language: str, locales_dir: Path | None = None) -> Translator
     """Return the translator for `language`, loading its `.po` catalog once.
 
     Args:
-        language: A member of `LANGUAGES` (use `pick_language` for Telegram codes).
+        language: A member of `LANGUAGES` (use `pick_language` for Telegram codes), or
+            a legacy code of `LEGACY_LANGUAGES`.
         locales_dir: The locales directory; `LOCALES_DIR` when None.
 
     Returns:
@@ -465,6 +516,7 @@ def get_translator(language: str, locales_dir: Path | None = None) -> Translator
         CatalogError: If the catalog is missing (English may have none) or does
             not parse.
     """
+    language = current_language(language)
     if language not in LANGUAGES:
         raise UnknownLanguage(language)
     # LOCALES_DIR is already absolute; resolving it on every call (several per answer) is wasted work.
@@ -561,7 +613,7 @@ def _plural_problems(path: Path, language: str, catalog: Catalog) -> list[str]:
 
 def _check_catalog(path: Path, language: str, catalog: Catalog, required: list[str]) -> list[str]:
     problems: list[str] = []
-    if catalog.locale is None or catalog.locale.language != language:
+    if catalog.locale is None or catalog.locale_identifier != language:
         problems.append(f"{path}: Language header is {catalog.locale_identifier!r}, expected {language!r}")
     problems.extend(_plural_problems(path, language, catalog))
     for message in list(catalog)[1:]:  # the first is the header

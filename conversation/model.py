@@ -111,11 +111,23 @@ class Question(_Frozen):
         return next((c for c in self.choices if c.id == choice_id), None)
 
 
+class Heading(_Frozen):
+    """A heading of the form that stands over several sections, with its instruction."""
+
+    title: str
+    intro: str | None = None
+
+
 class Section(_Frozen):
-    """A titled group of questions, in the form's order."""
+    """A titled group of questions, in the form's order.
+
+    `heading` is set on the first section under a heading of the form (e.g. "Monitoring and
+    evaluation of progress" before sections 1–6); it is shown before that section's title.
+    """
 
     id: Annotated[str, Field(pattern=ID_PATTERN)]
     title: str
+    heading: Heading | None = None
     intro: str | None = None
     questions: tuple[Question, ...]
 

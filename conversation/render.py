@@ -20,7 +20,7 @@ from babel import Locale
 from conversation import callbacks
 from conversation.engine import applies, is_answered, progress
 from conversation.i18n import LANGUAGES
-from conversation.model import Kind, Question, Survey
+from conversation.model import Heading, Kind, Question, Survey
 from conversation.state import (
     AnswerValue,
     Ask,
@@ -33,6 +33,7 @@ from conversation.state import (
     Rejected,
     RemoveFile,
     Report,
+    ReportStatus,
     Session,
     ShowEditMenu,
     ShowFiles,
@@ -203,7 +204,7 @@ class Renderer:
             case ShowEditMenu():
                 return [self.edit_menu(effect, report, tr)]
             case ConfirmSubmit():
-                return [self.confirm_submit(effect, tr)]
+                return [self.confirm_submit(effect, report, tr)]
             case ShowFiles():
                 return [self.files(report, tr)]
             case ChooseLanguage():
@@ -225,6 +226,8 @@ class Renderer:
         section = self.survey.section_of(q.id)
         lines: list[str] = []
         if effect.new_section:
+            if section.heading is not None:
+                lines.extend(self.heading_lines(section.heading, tr))
             lines.append(f"<b>{esc(tr.gettext(section.title))}</b>")
             if section.intro:
                 lines.append(esc(tr.gettext(section.intro)))
@@ -252,6 +255,14 @@ class Renderer:
         buttons.append(tuple(nav))
         contact = _("Share my phone number") if q.kind == Kind.PHONE else None
         return [Reply("\n".join(lines), tuple(buttons), question_id=q.id, request_contact_label=contact)]
+
+    def heading_lines(self, heading: Heading, tr: Translator) -> list[str]:
+        """A heading over several sections (the form's capitals) and its instruction."""
+        lines = [f"<b>{esc(tr.gettext(heading.title).upper())}</b>"]
+        if heading.intro:
+            lines.append(esc(tr.gettext(heading.intro)))
+        lines.append("")
+        return lines
 
     def kind_hint(self, q: Question, tr: Translator) -> str:
         """How to answer this kind of question."""
@@ -461,8 +472,9 @@ class Renderer:
             case "exempt" | "not_exempt" if effect.code == "exempt":
                 return Reply(
                     _(
-                        "Cities that joined the network in {month} or later are not due to report in this cycle; "
-                        "you will be asked next year. If the joining date is wrong, use /edit to correct it.",
+                        "Cities that joined the network in {month} or later will be asked to submit their report "
+                        "next year. You may still complete and submit this report now if you wish. "
+                        "If the joining date is wrong, use /edit to correct it.",
                         month=self.month_words(str(p.get("joined_from", "")), tr),
                     )
                 )
@@ -548,6 +560,8 @@ class Renderer:
         lines = [f"<b>{esc(heading)}</b>"]
         for section in self.survey.sections:
             lines.append("")
+            if section.heading is not None:
+                lines.append(f"<b>{esc(tr.gettext(section.heading.title).upper())}</b>")
             lines.append(f"<b>{esc(tr.gettext(section.title))}</b>")
             for q in section.questions:
                 if not applies(self.survey, q, report.answers):
@@ -582,9 +596,10 @@ class Renderer:
     def edit_menu(self, effect: ShowEditMenu, report: Report, tr: Translator) -> Reply:
         _ = tr.t
         if effect.section_id is None:
+            # Section titles carry the form's own numbering ("1. Progress of …"); none is added here.
             rows = tuple(
-                (Button(f"{i}. {tr.gettext(s.title)}"[:60], callbacks.command("edit", f"s:{s.id}")),)
-                for i, s in enumerate(self.survey.sections, 1)
+                (Button(tr.gettext(s.title)[:60], callbacks.command("edit", f"s:{s.id}")),)
+                for s in self.survey.sections
             )
             return Reply(
                 _("Which section do you want to change?"), (*rows, (Button(_("Cancel"), callbacks.command("cancel")),))
@@ -604,11 +619,13 @@ class Renderer:
             _("Which question do you want to change?") + f"\n<b>{esc(tr.gettext(section.title))}</b>", tuple(rows_q)
         )
 
-    def confirm_submit(self, effect: ConfirmSubmit, tr: Translator) -> Reply:
+    def confirm_submit(self, effect: ConfirmSubmit, report: Report, tr: Translator) -> Reply:
         _ = tr.t
         lines = [
             _("Submit the report to the UNESCO GNLC Coordination Team? After submission it can no longer be changed.")
         ]
+        if report.status == ReportStatus.EXEMPT:
+            lines.append(_("Your city will be asked to report next year; submitting now is voluntary."))
         if effect.unanswered_optional:
             lines.append("")
             lines.append(

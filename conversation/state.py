@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from conversation.i18n import current_language
 
 # An answer: free text / choice id / "YYYY-MM" / e-mail / E.164 phone as str;
 # multiple choice as a tuple of choice ids; the upload question stores "done".
@@ -77,6 +79,12 @@ class Session(BaseModel):
     picked: tuple[str, ...] = ()
     # Optional questions the contact chose to skip; not asked again on the way forward.
     skipped: tuple[str, ...] = ()
+
+    @field_validator("language")
+    @classmethod
+    def _current_language(cls, value: str) -> str:
+        # Sessions saved before "pt" was split into pt_BR and pt_PT used the Brazilian catalog.
+        return current_language(value)
 
 
 # ---------------------------------------------------------------- inputs

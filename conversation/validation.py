@@ -89,7 +89,8 @@ def _fold(text: str) -> str:
 
 # --------------------------------------------------------------------------- word counting
 
-# Code point ranges whose letters count one word each (Han, kana, Hangul syllables).
+# Code point ranges whose letters count one word each (Han, kana). Hangul is not among them:
+# Korean separates words with spaces, so a run of Hangul syllables is one word, as in Latin script.
 _CJK_RANGES: tuple[tuple[int, int], ...] = (
     (0x3005, 0x3007),  # 々 〆 〇
     (0x3021, 0x3029),  # Hangzhou numerals
@@ -99,7 +100,6 @@ _CJK_RANGES: tuple[tuple[int, int], ...] = (
     (0x31F0, 0x31FF),  # Katakana phonetic extensions
     (0x3400, 0x4DBF),  # CJK extension A
     (0x4E00, 0x9FFF),  # CJK unified ideographs
-    (0xAC00, 0xD7AF),  # Hangul syllables
     (0xF900, 0xFAFF),  # CJK compatibility ideographs
     (0xFF66, 0xFF9F),  # halfwidth Katakana
     (0x1B000, 0x1B16F),  # kana supplement / extended
@@ -175,7 +175,10 @@ def _class_letters(text: str) -> str:
 
 
 def count_words(text: str) -> int:
-    """Return the number of words in `text`, counting each CJK character as one word."""
+    """Return the number of words in `text`, counting each Han or kana character as one word.
+
+    Korean (Hangul) counts by spaces, like alphabetic scripts.
+    """
     classes = _class_letters(text)
     if "j" in classes:
         classes = classes.replace("jw", "mw")
@@ -197,9 +200,10 @@ _MONTH_YEAR_RE = re.compile(rf"^([0-9]{{1,2}}){_SEP_RE}([0-9]{{4}})$")
 _YEAR_MONTH_RE = re.compile(rf"^([0-9]{{4}}){_SEP_RE}([0-9]{{1,2}})$")
 _DAY_MONTH_YEAR_RE = re.compile(rf"^([0-9]{{1,2}}){_SEP_RE}([0-9]{{1,2}}){_SEP_RE}([0-9]{{4}})$")
 _YEAR_MONTH_DAY_RE = re.compile(rf"^([0-9]{{4}}){_SEP_RE}([0-9]{{1,2}}){_SEP_RE}([0-9]{{1,2}})$")
-_TOKEN_RE = re.compile(r"[0-9]{1,2}\s*月|[0-9]+|[^\W\d_]+")
-_CJK_MONTH_RE = re.compile(r"^([0-9]{1,2})\s*月$")
-_CJK_DATE_MARKS_RE = re.compile(r"[年日号號]")
+# A number followed by the Chinese/Japanese 月 or the Korean 월 is a month; 年/년 mark the year, 日/일 the day.
+_TOKEN_RE = re.compile(r"[0-9]{1,2}\s*[月월]|[0-9]+|[^\W\d_]+")
+_CJK_MONTH_RE = re.compile(r"^([0-9]{1,2})\s*[月월]$")
+_CJK_DATE_MARKS_RE = re.compile(r"[年日号號년일]")
 
 # Words that may surround a month and year without changing their meaning.
 _FILLER_WORDS = frozenset(
@@ -330,7 +334,10 @@ def _parse_named(folded: str, lookup: Mapping[str, int]) -> tuple[int, int] | No
 def parse_month_year(
     text: str, *, today: dt.date, locale: str = "en", earliest: int = 1900
 ) -> tuple[int, int] | Rejection:
-    """Return (year, month) typed as "03/2019", "2019-03", "March 2019", "mars 2019", "2019年3月", … or a Rejection."""
+    """Read a typed month and year: "03/2019", "2019-03", "March 2019", "mars 2019", "2019年3月", "2019년 3월" …
+
+    Returns (year, month), or a Rejection.
+    """
     folded = _strip_punctuation(_fold(text))
     numeric = _NUMERIC_ONLY_RE.match(folded) is not None
     parsed = _parse_numeric(folded) if numeric else _parse_named(folded, _month_lookup(locale))
@@ -497,6 +504,7 @@ YES_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ru": ("да",),
         "ar": ("نعم",),
         "zh": ("是", "是的", "有"),
+        "ko": ("예", "네", "응"),
     }
 )
 NO_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -508,6 +516,7 @@ NO_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ru": ("нет",),
         "ar": ("لا",),
         "zh": ("否", "不", "没有"),
+        "ko": ("아니요", "아니오", "아니"),
     }
 )
 

@@ -20,9 +20,11 @@ from conversation.i18n import (
     UnknownLanguage,
     catalog_path,
     check_catalogs,
+    current_language,
     get_translator,
     pick_language,
 )
+from conversation.state import Session
 
 # ---------------------------------------------------------------------------
 # Helpers: a temporary locales directory with hand-written .po files.
@@ -69,8 +71,14 @@ def translator(tmp_path: Path, language: str, body: str) -> Translator:
     [
         ("fr", "fr"),
         ("fr-CA", "fr"),
-        ("pt-br", "pt"),
-        ("pt_BR", "pt"),
+        ("pt-br", "pt_BR"),
+        ("pt_BR", "pt_BR"),
+        ("pt-BR", "pt_BR"),
+        ("pt-PT", "pt_PT"),
+        ("pt", "pt_PT"),  # the default variant of a bare "pt" (REGIONAL_DEFAULTS)
+        ("pt-AO", "pt_PT"),
+        ("ko", "ko"),
+        ("ko-KR", "ko"),
         ("zh-hans", "zh"),
         ("zh-CN", "zh"),
         ("zh-hant-tw", "zh"),
@@ -88,6 +96,20 @@ def translator(tmp_path: Path, language: str, body: str) -> Translator:
 )
 def test_pick_language(code: str | None, expected: str) -> None:
     assert pick_language(code) == expected
+
+
+@pytest.mark.parametrize(("code", "expected"), [("pt", "pt_BR"), ("pt-AO", "pt_BR"), ("pt-pt", "pt_PT"), ("fr", "fr")])
+def test_pick_language_with_the_teams_portuguese_default(code: str, expected: str) -> None:
+    assert pick_language(code, {"pt": "pt_BR"}) == expected
+
+
+def test_legacy_portuguese_code_means_the_brazilian_catalog() -> None:
+    # Contacts stored before the split had "pt", which was the Brazilian catalog.
+    assert current_language("pt") == "pt_BR"
+    assert get_translator("pt") is get_translator("pt_BR")
+    assert Session(language="pt").language == "pt_BR"
+    assert Session.model_validate_json('{"language": "pt"}').language == "pt_BR"
+    assert current_language("fr") == "fr"
 
 
 # ---------------------------------------------------------------------------
@@ -185,7 +207,7 @@ def test_broken_placeholder_falls_back_to_english_at_format_time(
 def test_context_helpers(tmp_path: Path) -> None:
     pt = translator(
         tmp_path,
-        "pt",
+        "pt_BR",
         'msgctxt "menu"\nmsgid "Back to {section}"\nmsgstr "Voltar para {section}"\n\n'
         'msgctxt "menu"\nmsgid "{count} gap"\nmsgid_plural "{count} gaps"\n'
         'msgstr[0] "{count} lacuna"\nmsgstr[1] "{count} lacunas"\n',
@@ -260,7 +282,9 @@ NEW_YEARS_EVE = dt.date(2021, 12, 31)
         ("en", "31 December 2021"),
         ("fr", "31 décembre 2021"),
         ("es", "31 de diciembre de 2021"),
-        ("pt", "31 de dezembro de 2021"),
+        ("pt_BR", "31 de dezembro de 2021"),
+        ("pt_PT", "31 de dezembro de 2021"),
+        ("ko", "2021년 12월 31일"),
         ("ru", "31 декабря 2021"),
         ("zh", "2021年12月31日"),
         ("ar", "ديسمبر"),
@@ -276,7 +300,9 @@ def test_format_date(language: str, expected: str) -> None:
         ("en", "March 2019"),
         ("fr", "mars 2019"),
         ("es", "marzo de 2019"),
-        ("pt", "março de 2019"),
+        ("pt_BR", "março de 2019"),
+        ("pt_PT", "março de 2019"),
+        ("ko", "2019년 3월"),
         ("ru", "март 2019"),
         ("zh", "2019年3月"),
         ("ar", "مارس 2019"),
@@ -303,7 +329,9 @@ def test_format_number_and_datetime() -> None:
         ("ar", "العربية"),
         ("zh", "中文"),
         ("ru", "Русский"),
-        ("pt", "Português"),
+        ("pt_BR", "Português (Brasil)"),
+        ("pt_PT", "Português (Portugal)"),
+        ("ko", "한국어"),
     ],
 )
 def test_language_name(language: str, name: str) -> None:
@@ -328,7 +356,7 @@ def test_clean_temporary_catalogs(tmp_path: Path) -> None:
     assert check_catalogs(tmp_path, required_messages=["{count} word"]) == [
         # Only English and the two filled catalogs exist with the entry; the rest lack it.
         f"{catalog_path(language, tmp_path)}: msgid '{{count}} word': required message missing"
-        for language in ("fr", "es", "zh", "pt")
+        for language in ("fr", "es", "zh", "pt_BR", "pt_PT", "ko")
     ]
 
 
@@ -428,21 +456,22 @@ def test_check_detects_more_forms_than_the_header_allows(tmp_path: Path) -> None
 
 
 def test_check_detects_unparsable_file(tmp_path: Path) -> None:
-    make_locales(tmp_path, {"zh": po_text("zh", 'msgid "Hello"\n'), "pt": "\xff garbage"})
+    make_locales(tmp_path, {"zh": po_text("zh", 'msgid "Hello"\n'), "pt_BR": "\xff garbage"})
     problems = check_catalogs(tmp_path)
     assert len(problems) == 2
     assert problems[0].startswith(f"{catalog_path('zh', tmp_path)}: does not parse")
     assert "'Hello'" in problems[0]
-    assert problems[1].startswith(f"{catalog_path('pt', tmp_path)}: does not parse")
+    assert problems[1].startswith(f"{catalog_path('pt_BR', tmp_path)}: does not parse")
 
 
 def test_check_detects_missing_catalog_and_wrong_language(tmp_path: Path) -> None:
-    make_locales(tmp_path, {"es": po_text("pt")})
+    make_locales(tmp_path, {"es": po_text("pt_BR"), "pt_PT": po_text("pt_BR")})
     catalog_path("ru", tmp_path).unlink()
     catalog_path("en", tmp_path).unlink()  # English is the source; it may have no catalog
     assert check_catalogs(tmp_path) == [
-        f"{catalog_path('es', tmp_path)}: Language header is 'pt', expected 'es'",
+        f"{catalog_path('es', tmp_path)}: Language header is 'pt_BR', expected 'es'",
         f"{catalog_path('ru', tmp_path)}: catalog file missing",
+        f"{catalog_path('pt_PT', tmp_path)}: Language header is 'pt_BR', expected 'pt_PT'",
     ]
 
 
@@ -459,7 +488,7 @@ def test_check_detects_missing_fuzzy_and_untranslated_required_messages(tmp_path
     assert f"{es_path}: msgid 'Submit': required message is fuzzy (not yet approved)" in problems
     assert not any("'Back'" in p for p in problems)
     assert not any(str(catalog_path("en", tmp_path)) in p for p in problems)  # English is the source
-    assert len(problems) == 2 + 2 * 5  # fr: 2; es, ar, zh, ru, pt: 2 each
+    assert len(problems) == 2 + 2 * (len(LANGUAGES) - 2)  # fr: 2; every other translation (not en): 2 each
 
 
 @pytest.mark.parametrize(

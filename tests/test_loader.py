@@ -206,8 +206,50 @@ def test_no_word_limit_left_in_texts(survey: Survey) -> None:
         assert question.text == question.text.strip(), question.id
 
 
-def test_only_basic_block_is_required(survey: Survey) -> None:
-    assert {q.id for q in survey.questions if q.required} == set(EXPECTED_IDS["basic"])
+SEED_FORM = Path(__file__).resolve().parent / "fixtures" / "seed_form.txt"
+MANDATORY_MARK = "(This question is mandatory)"
+
+
+def seed_mandatory_question_ids(survey: Survey) -> set[str]:
+    """The questions of the form's blocks marked "(This question is mandatory)", read from the form's text.
+
+    A block's lines follow its mark up to the first line that is neither a question's text nor its help
+    (the next block's title, e.g. "Mayor").
+    """
+    by_text = {q.text.strip(): q.id for q in survey.questions}
+    helps = {q.help.strip() for q in survey.questions if q.help}
+    lines = [line.strip() for line in SEED_FORM.read_text(encoding="utf-8").splitlines()]
+    marks = [index for index, line in enumerate(lines) if line == MANDATORY_MARK]
+    assert marks, "the form marks at least one block mandatory"
+    found: set[str] = set()
+    for mark in marks:
+        block = [line for line in lines[mark + 1 :] if line]
+        for line in block:
+            if line in by_text:
+                found.add(by_text[line])
+            elif line not in helps:
+                break
+    return found
+
+
+def test_required_questions_are_the_forms_mandatory_block(survey: Survey) -> None:
+    seed_required = seed_mandatory_question_ids(survey)
+    assert seed_required == {"city_name", "country", "city_website", "joined_gnlc"}  # the parse found the block
+    assert {q.id for q in survey.questions if q.required} == seed_required
+    # The mayor and contact-person questions are still asked, only not required.
+    basic = survey.section("basic")
+    assert basic is not None
+    assert {q.id for q in basic.questions} > seed_required
+
+
+def test_monitoring_heading_stands_before_section_one_as_on_the_form(survey: Survey) -> None:
+    lines = [line.strip() for line in SEED_FORM.read_text(encoding="utf-8").splitlines() if line.strip()]
+    strategy = survey.section("strategy")
+    assert strategy is not None and strategy.heading is not None
+    at = lines.index(strategy.heading.title.upper())
+    assert lines[at + 1] == strategy.heading.intro
+    assert lines[at + 2] == strategy.title
+    assert [s.id for s in survey.sections if s.heading is not None] == ["strategy"]
 
 
 def test_branches(survey: Survey) -> None:
@@ -335,6 +377,9 @@ def test_extractor_finds_every_translatable_text(survey: Survey) -> None:
     expected = {survey.title, survey.reporting_period, survey.intro}
     for section in survey.sections:
         expected.add(section.title)
+        if section.heading is not None:
+            expected.add(section.heading.title)
+            expected.update([section.heading.intro] if section.heading.intro else [])
         if section.intro:
             expected.add(section.intro)
         for question in section.questions:

@@ -10,6 +10,7 @@ from babel.dates import get_month_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conversation.i18n import LANGUAGES
 from conversation.validation import (
     NO_WORDS,
     YES_WORDS,
@@ -28,7 +29,7 @@ from conversation.validation import (
 )
 
 TODAY = dt.date(2024, 5, 15)
-LOCALES = ("en", "fr", "es", "ar", "zh", "ru", "pt")
+LOCALES = ("en", "fr", "es", "ar", "zh", "ru", "pt", "ko")
 
 
 def code(result: object) -> str | None:
@@ -74,7 +75,11 @@ def code(result: object) -> str | None:
         ("我们的city有3个", 7),
         ("学习型城市。终身学习！", 9),
         ("東京タワー", 5),
-        ("한국어 학습", 5),
+        # Korean separates words with spaces: a run of Hangul is one word, not one per syllable.
+        ("한국어 학습", 2),
+        ("서울은 평생학습도시입니다.", 2),
+        ("수원시는 2019년부터 learning city 사업을 시작했습니다", 6),
+        ("学习 한국어", 3),
         ("Learning 城市 network", 4),
         ("😀", 0),
         ("😀 hi 👍🏽", 1),
@@ -203,6 +208,9 @@ def test_clean_text_is_idempotent(text: str) -> None:
         ("ar", "تشرين الأول 2019", (2019, 10)),
         ("ar", "مارس ٢٠١٩م", (2019, 3)),
         ("zh", "2019年3月", (2019, 3)),
+        ("ko", "2019년 3월", (2019, 3)),
+        ("ko", "2019년3월", (2019, 3)),
+        ("ko", "3월 2019", (2019, 3)),
         ("zh", "2019年03月", (2019, 3)),
         ("zh", "2019 年 3 月", (2019, 3)),
         ("zh", "2019年三月", (2019, 3)),
@@ -560,6 +568,11 @@ def test_match_option_ambiguity_returns_none() -> None:
         ("pt", "não", "no"),
         ("pt", "nao", "no"),
         ("pt_BR", "Não", "no"),
+        ("pt_PT", "sim", "yes"),
+        ("ko", "네", "yes"),
+        ("ko", "예", "yes"),
+        ("ko", "아니요", "no"),
+        ("ko", "yes", "yes"),
         ("ru", "Да", "yes"),
         ("ru", "нет", "no"),
         ("ru", "no", "no"),
@@ -585,6 +598,9 @@ def test_match_yes_no(locale: str, text: str, expected: str | None) -> None:
 
 def test_yes_no_words_cover_every_language_without_overlap() -> None:
     assert set(YES_WORDS) == set(NO_WORDS) == set(LOCALES)
+    for language in LANGUAGES:  # regional variants (pt_BR, pt_PT) use their language's words
+        assert match_yes_no(YES_WORDS[language.split("_")[0]][0], language) == "yes"
+        assert match_yes_no(NO_WORDS[language.split("_")[0]][0], language) == "no"
     for lang in LOCALES:
         assert not set(YES_WORDS[lang]) & set(NO_WORDS[lang])
         for word in YES_WORDS[lang]:

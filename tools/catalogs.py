@@ -3,13 +3,14 @@
     python tools/catalogs.py extract   # locales/messages.pot from the code and the questionnaire
     python tools/catalogs.py update    # extract, then merge new strings into each locales/<lang>/.../messages.po
     python tools/catalogs.py check     # report missing or broken translations (exit 1 if any)
-    python tools/catalogs.py init LANG # start a catalog for a new language
+    python tools/catalogs.py init LANG # start a catalog for a new language or regional variant (ko, pt_PT)
 
 `.po` files are the source of truth; nothing compiled is committed (the bot reads .po directly).
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from babel.messages.pofile import read_po  # noqa: E402
 
 from conversation.babel_extract import survey_messages  # noqa: E402
-from conversation.i18n import LANGUAGES, LOCALES_DIR, check_catalogs  # noqa: E402
+from conversation.i18n import LANGUAGES, LOCALES_DIR, PLURAL_FORMS, catalog_path, check_catalogs  # noqa: E402
 from conversation.loader import load_survey  # noqa: E402
 
 POT = LOCALES_DIR / "messages.pot"
@@ -57,6 +58,9 @@ def update() -> None:
     for lang in LANGUAGES:
         if lang == "en":
             continue
+        if not catalog_path(lang).is_file():
+            print(f"{lang}: no catalog yet; start it with `python tools/catalogs.py init {lang}`")
+            continue
         pybabel(
             "update",
             "-i",
@@ -74,9 +78,24 @@ def update() -> None:
 
 
 def init(lang: str) -> None:
-    """Start the catalog of a new language."""
+    """Start the catalog of a new language (or regional variant, e.g. pt_PT), with the project's plural rule."""
+    if lang not in PLURAL_FORMS:
+        sys.exit(f"add {lang!r} to LANGUAGES and PLURAL_FORMS in conversation/i18n.py first")
     extract()
     pybabel("init", "-i", str(POT), "-d", str(LOCALES_DIR), "-D", "messages", "-l", lang, "--no-wrap")
+    # pybabel takes the plural rule from CLDR, which may differ from the gettext convention checked here.
+    path = catalog_path(lang)
+    count, expression = PLURAL_FORMS[lang]
+    text = re.sub(
+        r'^"Plural-Forms: [^"]*"$',
+        lambda _match: f'"Plural-Forms: nplurals={count}; plural={expression};\\n"',
+        path.read_text(encoding="utf-8"),
+        count=1,
+        flags=re.MULTILINE,
+    )
+    # The new catalog's plural entries are still empty: keep as many forms as the rule has.
+    text = re.sub(r'^msgstr\[(\d+)\] ""\n', lambda m: m.group(0) if int(m.group(1)) < count else "", text, flags=re.M)
+    path.write_text(text, encoding="utf-8")
 
 
 def template_messages() -> list[str]:
