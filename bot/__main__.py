@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from bot import admin
 from bot.settings import Settings, SettingsError, load_settings
 from bot.storage import Storage, StorageUnavailable
-from conversation.i18n import check_catalogs, get_translator, pick_language
+from conversation.i18n import LANGUAGES, check_catalogs, get_translator, pick_language
 from conversation.loader import SurveyError, load_survey
 from conversation.model import Survey
 
@@ -34,7 +33,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     console = sub.add_parser("console", help="fill in the report in this terminal")
     console.add_argument("--city")
     console.add_argument("--country")
-    console.add_argument("--language", default=None, help="en, fr, es, ar, zh, ru or pt")
+    console.add_argument("--language", default=None, help=", ".join(LANGUAGES) + " (or a code such as pt-br)")
     console.add_argument("--key", default=None, help="who you are (default: your login name)")
     inv = sub.add_parser("invite", help="create a personal invitation link for a city's contact")
     inv.add_argument("--city", required=True)
@@ -68,8 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as exc:
         return fail(str(exc))
-    # The bot logs at LOG_LEVEL; one-shot commands and the console stay quiet unless LOG_LEVEL is set.
-    quiet = args.command not in (None, "run") and "LOG_LEVEL" not in os.environ
+    command = args.command
+    if command is None:
+        if settings.bot_token is not None:
+            command = "run"
+        elif sys.stdin.isatty():
+            sys.stderr.write("BOT_TOKEN is not set: starting the console. Set BOT_TOKEN to run the Telegram bot.\n")
+            command = "console"
+            args = parse_args(["console"])
+        else:
+            return fail("BOT_TOKEN is not set; set it to run the Telegram bot, or run `python -m bot console`")
+    # The bot logs at LOG_LEVEL; one-shot commands and the console (also when `python -m bot` starts
+    # it) stay quiet unless LOG_LEVEL is set, in the environment or in .env.
+    quiet = command != "run" and "log_level" not in settings.model_fields_set
     logging.basicConfig(
         level=logging.WARNING if quiet else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -87,16 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         return fail(
             "translation catalogs: " + problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
         )
-    command = args.command
-    if command is None:
-        if settings.bot_token is not None:
-            command = "run"
-        elif sys.stdin.isatty():
-            sys.stderr.write("BOT_TOKEN is not set: starting the console. Set BOT_TOKEN to run the Telegram bot.\n")
-            command = "console"
-            args = parse_args(["console"])
-        else:
-            return fail("BOT_TOKEN is not set; set it to run the Telegram bot, or run `python -m bot console`")
     try:
         if command == "run":
             return run(settings, survey)
@@ -159,7 +159,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, survey: Surv
     """Fill in the report in the terminal."""
     from bot.console import default_console_key, run_console
 
-    language = pick_language(args.language) if args.language else "en"
+    language = pick_language(args.language, settings.regional_defaults) if args.language else "en"
     await run_console(
         survey,
         storage,
@@ -168,6 +168,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, survey: Surv
         country=args.country,
         key=args.key or default_console_key(),
         language=language,
+        regional_defaults=settings.regional_defaults,
     )
     return 0
 

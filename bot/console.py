@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -38,10 +39,18 @@ def plain(text: str) -> str:
 class Console:
     """One terminal contact working on one city's report."""
 
-    def __init__(self, service: IntakeService, contact: Contact, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self,
+        service: IntakeService,
+        contact: Contact,
+        out: TextIO = sys.stdout,
+        regional_defaults: Mapping[str, str] | None = None,
+    ) -> None:
         self.service = service
         self.contact = contact
         self.out = out
+        # What a bare code typed after /language stands for ("pt" → the team's Portuguese).
+        self.regional_defaults = regional_defaults
         self.buttons: list[str] = []
 
     def show(self, replies: tuple[Reply, ...] | list[Reply]) -> None:
@@ -78,7 +87,7 @@ class Console:
             if name == "file":
                 return self.file_input(arg.strip())
             if name == "language" and arg.strip():
-                return CommandInput("set_language", pick_language(arg.strip()))
+                return CommandInput("set_language", pick_language(arg.strip(), self.regional_defaults))
             return CommandInput(name, arg.strip() or None)
         return TextInput(line.rstrip("\n"))
 
@@ -130,6 +139,7 @@ async def run_console(
     key: str,
     language: str,
     lines: TextIO = sys.stdin,
+    regional_defaults: Mapping[str, str] | None = None,
 ) -> None:
     """Bind the terminal user to a city's report and run the questionnaire."""
     service = IntakeService(survey, storage, files_dir)
@@ -145,7 +155,7 @@ async def run_console(
         report = await storage.find_or_create_report(survey.id, city, country, None, service.clock())
         contact = await storage.console_contact(key, report.id, language, service.clock())
         await service.prefill(contact, city=city, country=country, joined=None)
-    await Console(service, contact).run(lines)
+    await Console(service, contact, regional_defaults=regional_defaults).run(lines)
 
 
 def _prompt(label: str, lines: TextIO) -> str:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from telegram import CallbackQuery, Chat, InputFile, Message, Update
+from telegram import CallbackQuery, Chat, InputFile, Message, Update, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
@@ -70,6 +70,10 @@ class TelegramFrontEnd:
         self.application = application
 
     # -- helpers
+
+    def user_language(self, user: User | None) -> str:
+        """The language a Telegram user's `language_code` selects, with the team's regional defaults."""
+        return pick_language(user.language_code if user else None, self.settings.regional_defaults)
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether this Telegram user belongs to the coordination team."""
@@ -161,7 +165,7 @@ class TelegramFrontEnd:
         if message is None or user is None:
             return
         chat_id = message.chat_id
-        tr = get_translator(pick_language(user.language_code))
+        tr = get_translator(self.user_language(user))
         cmd = command_of(message.text or "", context.bot.username)
         if self.is_admin(user.id):
             if (user.id, chat_id, tr.language) not in self.admins_seen:  # one write per admin and chat, not per message
@@ -319,7 +323,7 @@ class TelegramFrontEnd:
         user = update.effective_user
         if query is None or user is None:
             return
-        tr = get_translator(pick_language(user.language_code))
+        tr = get_translator(self.user_language(user))
         message = query.message if isinstance(query.message, Message) else None
         event = callbacks.decode(query.data)
         found = await self.storage.contact_with_state(user.id)
@@ -376,7 +380,7 @@ class TelegramFrontEnd:
         if member is not None and member.new_chat_member.status in ("left", "kicked"):
             return  # the bot has already left (or was removed): nothing to say
         user = update.effective_user
-        tr = get_translator(pick_language(user.language_code if user else None))
+        tr = get_translator(self.user_language(user))
         if chat.type != Chat.CHANNEL:
             with contextlib.suppress(TelegramError):
                 await context.bot.send_message(
@@ -397,7 +401,7 @@ class TelegramFrontEnd:
             if user is not None and (contact := await self._contact_quietly(user.id)) is not None:
                 await self.storage.mark_blocked(contact.id)
             return
-        tr = get_translator(pick_language(user.language_code if user else None))
+        tr = get_translator(self.user_language(user))
         if isinstance(error, StorageUnavailable):
             logger.error("database unavailable: %s", error)
             text = tr.t("Your answer could not be saved just now. Please try again shortly.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     accept_late_submissions: bool = True
     reminders_enabled: bool = True
     reminder_check_seconds: int = Field(default=600, ge=1)
+    # The Portuguese a bare Telegram language code "pt" (or pt-AO, pt-MZ …) gets; pt-br is always Brazil.
+    portuguese_default: Literal["pt_PT", "pt_BR"] = "pt_PT"
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -68,6 +70,13 @@ class Settings(BaseSettings):
             if not all(p.isdigit() for p in parts):
                 raise ValueError("must be comma-separated whole numbers of days, e.g. 30,14,7,3,1,0")
             return tuple(sorted({int(p) for p in parts}, reverse=True))
+        return value
+
+    @field_validator("portuguese_default", mode="before")
+    @classmethod
+    def _variant(cls, value: object) -> object:
+        if isinstance(value, str) and len(parts := value.strip().replace("-", "_").split("_")) == 2:
+            return f"{parts[0].lower()}_{parts[1].upper()}"  # pt-br, PT_BR … → pt_BR
         return value
 
     @field_validator("log_level")
@@ -113,6 +122,11 @@ class Settings(BaseSettings):
         if not (sep and head.isdigit() and tail):
             raise ValueError("does not look like a Telegram bot token (digits:letters)")
         return value
+
+    @property
+    def regional_defaults(self) -> dict[str, str]:
+        """The variant each bare language code stands for (see conversation.i18n.pick_language)."""
+        return {"pt": self.portuguese_default}
 
     @property
     def database_path(self) -> Path:

@@ -38,7 +38,7 @@ from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
 from bot.webhook import DurableWebhook
-from conversation.i18n import LANGUAGES, get_translator
+from conversation.i18n import LANGUAGES, get_translator, pick_language, telegram_language_code
 from conversation.model import Survey
 
 logger = logging.getLogger(__name__)
@@ -150,9 +150,12 @@ async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: Tele
     front.bot_username = app.bot.username
     await front.keyboards.load()
     await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")
-    for language in LANGUAGES:
+    # Telegram keys menus by two-letter code: a language with regional variants (pt_BR, pt_PT) gets
+    # the menu of the variant its bare code selects, as a contact with that code would be answered.
+    for code in dict.fromkeys(telegram_language_code(language) for language in LANGUAGES):
+        language = pick_language(code, front.settings.regional_defaults)
         await call_with_retry(
-            functools.partial(app.bot.set_my_commands, command_menu(language), language_code=language),
+            functools.partial(app.bot.set_my_commands, command_menu(language), language_code=code),
             what="setMyCommands",
         )
     logger.info("bot @%s ready", app.bot.username)

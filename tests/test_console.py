@@ -106,3 +106,70 @@ def test_malformed_setting_stops_startup_naming_it(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ADMIN_IDS")
+
+
+MAYOR_AND_CONTACT = (
+    "mayor_name",
+    "mayor_email",
+    "mayor_gender",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+    "contact_position",
+    "contact_gender",
+)
+
+
+async def stored_report(data_dir: Path) -> tuple[str, dict[str, object]]:
+    storage = await Storage.open(data_dir / "gnlc.sqlite3")
+    try:
+        (city,) = await storage.list_reports("gnlc-biennial-2019-2021")
+        return city.status.value, dict(await storage.answers_of(city.id))
+    finally:
+        await storage.close()
+
+
+def test_console_skips_every_mayor_and_contact_question_and_submits(tmp_path):
+    # As on the form, only the city information is mandatory: a city without its mayor's e-mail at hand can submit.
+    lines = ["1", "www.hamburg.de", "03/2016", *["/skip"] * len(MAYOR_AND_CONTACT), "/submit", "1"]
+    result = run_console(tmp_path, lines, "--city", "Hamburg", "--country", "Germany")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "This question is required and cannot be skipped" not in out
+    warning = out.split("still unanswered", 1)[1]
+    for text in ("Mayor: name", "Mayor: e-mail", "Mayor: gender", "Contact person for the GNLC: phone"):
+        assert text in warning  # listed in the "still unanswered" warning before submission
+    assert "Thank you. Your report has been submitted" in out
+    status, answers = asyncio.run(stored_report(tmp_path))
+    assert status == "submitted"
+    assert not set(MAYOR_AND_CONTACT) & set(answers)
+    assert answers["city_website"] == "https://www.hamburg.de"
+
+
+def test_console_started_without_token_logs_no_info_lines(tmp_path):
+    # `python -m bot` in a terminal without BOT_TOKEN starts the console; like `console`, it logs
+    # warnings only unless LOG_LEVEL is set (opening a new database logs its migrations at INFO).
+    import pty
+
+    env = {**os.environ, "DATA_DIR": str(tmp_path)}
+    env.pop("BOT_TOKEN", None)
+    env.pop("LOG_LEVEL", None)
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, b"Hamburg\nGermany\n/quit\n")
+        result = subprocess.run(
+            [sys.executable, "-m", "bot"],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,  # no .env from the repository
+            env={**env, "PYTHONPATH": str(ROOT)},
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert result.returncode == 0, result.stderr
+    assert "starting the console" in result.stderr
+    assert " INFO " not in result.stderr, result.stderr
+    assert (tmp_path / "gnlc.sqlite3").is_file()  # the database was opened (and migrated) quietly

@@ -68,9 +68,15 @@ LANGS: dict[str, Lang] = {
              "开设了十二个学习中心，3400名成人报名参加。"),
         Lang("ru", "ru", "Гатчина", "Россия", "gatchina.ru", "март 2016", "да", "нет", "Анна Иванова",
              "Сергей Петров", "Начальник отдела", "Открыто двенадцать учебных центров, записались 3400 взрослых."),
-        Lang("pt", "pt-br", "Contagem", "Brasil", "contagem.mg.gov.br", "março de 2016", "sim", "não",
+        Lang("pt_BR", "pt-br", "Contagem", "Brasil", "contagem.mg.gov.br", "março de 2016", "sim", "não",
              "Marília Campos", "João Silva", "Chefe de divisão",
              "Foram abertos doze centros de aprendizagem e 3.400 adultos inscritos."),
+        # A bare "pt" is European Portuguese unless the team sets PORTUGUESE_DEFAULT.
+        Lang("pt_PT", "pt", "Braga", "Portugal", "cm-braga.pt", "março de 2016", "sim", "não",
+             "Ricardo Rio", "Ana Sousa", "Chefe de divisão",
+             "Foram abertos doze centros de aprendizagem e inscreveram-se 3400 adultos."),
+        Lang("ko", "ko", "수원", "대한민국", "suwon.go.kr", "2016년 3월", "네", "아니요", "이재준", "김민지", "팀장",
+             "열두 개의 학습 센터를 열었고 성인 3,400명이 등록했습니다."),
     )
 }  # fmt: skip
 
@@ -288,12 +294,17 @@ class TelegramRespondent:
     async def settle(self, mark: int) -> None:
         """Wait until the bot has answered the last action (a keyboard, a saved file, the thank-you)."""
         thanks = self.respondent.label(SUBMITTED)
+        phone = SURVEY.question("contact_phone")
+        assert phone is not None
+        phone_question = self.respondent.label(phone.text)
 
         def answered() -> list[BotMessage] | None:
             msgs = self.api.messages_since(mark, self.person.user_id)
             if not msgs:
                 return None
             text = "\n".join(m.shown_text or "" for m in msgs)
+            if phone_question in text and "📱" not in text:
+                return None  # the phone question is followed by its "share my number" keyboard: wait for it
             if msgs[-1].buttons() or "📎" in text or thanks in text:
                 return msgs
             return None
@@ -542,3 +553,30 @@ async def test_switching_language_in_the_console(tmp_path: Path) -> None:
         assert answers["mayor_name"] == "张伟"
     finally:
         await storage.close()
+
+
+LANGUAGE_MENU = [
+    "English",
+    "Français",
+    "Español",
+    "العربية",
+    "中文",
+    "Русский",
+    "Português (Brasil)",
+    "Português (Portugal)",
+    "한국어",
+]
+
+
+async def test_language_menu_names_every_language_and_variant_in_itself(tmp_path: Path) -> None:
+    pt_pt = get_translator("pt_PT")
+    async with running_bot(tmp_path) as h:
+        user = h.person(2200, "en")
+        await user.send(f"/start {await h.invite('Braga', 'Portugal')}", "This report is for Braga")
+        msgs = await user.send("/language", "Choose your language")
+        assert [b["text"] for b in msgs[-1].buttons()] == LANGUAGE_MENU
+        await user.press(
+            "Português (Portugal)",
+            pt_pt.t("The language is now {language}.", language="Português (Portugal)"),
+        )
+        assert (await h.contact(2200)).language == "pt_PT"

@@ -7,6 +7,7 @@ import functools
 
 import pytest
 
+from bot.telegram_app import command_menu
 from conversation.model import Kind
 from tests.fakes.bot_api import FakeBotAPI
 from tests.telegram_harness import Harness, Person, running_bot
@@ -94,8 +95,21 @@ async def test_commands_registered_in_every_language(tmp_path):
         assert [c["command"] for c in h.api.commands()][:3] == ["start", "help", "review"]
         fr = {c["command"]: c["description"] for c in h.api.commands(language_code="fr")}
         assert "submit" in fr and fr["submit"] != "send the finished report"
-        for lang in ("es", "ar", "zh", "ru", "pt"):
+        for lang in ("es", "ar", "zh", "ru", "pt", "ko"):
             assert h.api.commands(language_code=lang)
+        # Telegram keys menus by two-letter code: "pt" gets the default Portuguese (European).
+        pt = {c["command"]: c["description"] for c in h.api.commands(language_code="pt")}
+        assert pt == {c.command: c.description for c in command_menu("pt_PT")}
+
+
+async def test_the_team_may_make_brazilian_the_default_portuguese(tmp_path):
+    async with running_bot(tmp_path, portuguese_default="pt_BR") as h:
+        pt = {c["command"]: c["description"] for c in h.api.commands(language_code="pt")}
+        assert pt == {c.command: c.description for c in command_menu("pt_BR")}
+        assert pt["submit"] != "send the finished report"
+        user = h.person(1090, "pt")
+        await user.send(f"/start {await h.invite('Contagem', 'Brasil')}", "Contagem")
+        assert (await h.contact(1090)).language == "pt_BR"
 
 
 async def test_word_overflow_then_shorter_answer_then_edit(tmp_path):
