@@ -383,6 +383,25 @@ async def test_unreadable_session_restarts_at_default(storage: Storage, db_path:
     assert session == Session(language="pt")
 
 
+async def test_contact_stored_with_the_old_portuguese_code_reads_as_brazilian(storage: Storage, db_path: Path) -> None:
+    # Before the split into pt_BR and pt_PT, "pt" was the one (Brazilian) catalog.
+    city = await new_city(storage)
+    contact = await storage.console_contact("c", city.id, "en", NOW)
+    with raw(db_path) as conn:
+        conn.execute(
+            "UPDATE contacts SET language = 'pt', session_json = ? WHERE id = ?",
+            (Session(mode=Mode.ASKING, cursor="q1").model_dump_json().replace('"en"', '"pt"'), contact.id),
+        )
+    conn.close()
+    report, session = await storage.load(contact)
+    assert session == Session(language="pt_BR", mode=Mode.ASKING, cursor="q1")
+    await storage.save(contact, report, report, session, NOW)
+    with raw(db_path) as conn:
+        (stored,) = conn.execute("SELECT language FROM contacts WHERE id = ?", (contact.id,)).fetchone()
+    conn.close()
+    assert stored == "pt_BR"  # written back under the current code at the next save
+
+
 async def test_set_contact_language_updates_session(storage: Storage) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
