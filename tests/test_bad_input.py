@@ -600,12 +600,8 @@ CASES: list[Case] = [
         L("That question does not apply given your earlier answers."),
     ),
     Case("callback-unknown-language", press("c:set_language:xx"), L("Choose your language:")),
-    Case(
-        "callback-skip-required",
-        press("c:skip"),
-        L("This question is required and cannot be skipped."),
-        at="contact_name",  # required and never answered
-    ),
+    # Skipping a required question (only the city information is, and these contacts have answered it)
+    # is refused in tests/scenarios/branch_flip_and_navigation.yaml and tests/test_engine.py.
     Case("callback-without-data", press(None), SILENCE, answer=INACTIVE),
     Case("callback-without-data-fr", press(None), SILENCE, answer=INACTIVE, who=FR_USER),
     Case("callback-forged-fr", press("a:mayor_gender:\x00"), SILENCE, answer=INACTIVE, who=FR_USER),

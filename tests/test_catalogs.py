@@ -40,13 +40,16 @@ def catalog(language: str) -> Catalog:
         return read_po(fh, locale=babel_locale(language))
 
 
+def forms_of(message: Message) -> list[str]:
+    """The translation of an entry, one item per plural form ("" where untranslated)."""
+    if isinstance(message.string, list | tuple):
+        return [str(form or "") for form in message.string]
+    return [message.string or ""]
+
+
 def translated(language: str) -> list[tuple[Message, str]]:
     """(entry, one translated form) for every non-empty translation of the language's catalog."""
-    forms: list[tuple[Message, str]] = []
-    for message in list(catalog(language))[1:]:
-        strings = message.string if isinstance(message.string, list | tuple) else [message.string]
-        forms.extend((message, form) for form in strings if form)
-    return forms
+    return [(message, form) for message in list(catalog(language))[1:] for form in forms_of(message) if form]
 
 
 def placeholders(text: str) -> set[str]:
@@ -94,11 +97,7 @@ def test_catalog_translates_every_message(language: str) -> None:
     required = set(survey_messages(load_survey())) | msgids(POT)
     entries = {m.id if isinstance(m.id, str) else m.id[0]: m for m in list(catalog(language))[1:]}
     untranslated = sorted(
-        msgid
-        for msgid in required
-        if msgid not in entries
-        or entries[msgid].fuzzy
-        or not all(entries[msgid].string if isinstance(entries[msgid].string, tuple) else [entries[msgid].string])
+        msgid for msgid in required if msgid not in entries or entries[msgid].fuzzy or not all(forms_of(entries[msgid]))
     )
     assert not untranslated, f"{language}: {len(untranslated)} untranslated, e.g. {untranslated[:3]}"
 
@@ -124,14 +123,14 @@ def test_plural_forms_per_language(language: str) -> None:
     found = catalog(language)
     assert found.num_plurals == count
     for message in list(found)[1:]:
-        if message.pluralizable and any(message.string):
-            assert len(message.string) == count, (language, message.id)
+        if message.pluralizable and any(forms_of(message)):
+            assert len(forms_of(message)) == count, (language, message.id)
 
 
 @pytest.mark.parametrize("language", TRANSLATIONS)
 def test_placeholders_identical_to_the_source(language: str) -> None:
     for message, form in translated(language):
-        source = message.id[1] if message.pluralizable else message.id
+        source = str(message.id[1] if isinstance(message.id, list | tuple) else message.id)
         expected = placeholders(source)
         found = placeholders(form)
         if message.pluralizable:  # a form may say "one"/"two" in words instead of {count}

@@ -26,7 +26,9 @@ TEXTS = {
     "ar": "افتتحنا ١٢ مركزًا للتعلم.\nتضاعف عدد المشاركين.",
     "zh": "我们开设了12个学习中心。\n参与人数翻了一番。",
     "ru": "Мы открыли 12 учебных центров.\nПосещаемость удвоилась.",
-    "pt": "Abrimos 12 centros de aprendizagem.\nA participação dobrou.",
+    "pt_BR": "Abrimos 12 centros de aprendizagem.\nA participação dobrou.",
+    "pt_PT": "Abrimos 12 centros de aprendizagem.\nA participação duplicou.",
+    "ko": "학습 센터 12곳을 열었습니다.\n참여자가 두 배로 늘었습니다.",
 }
 HOSTILE = '<script>alert("x")</script> & <b>bold</b>'
 

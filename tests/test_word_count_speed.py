@@ -14,6 +14,7 @@ from conversation.validation import count_words
 
 # --------------------------------------------------------------------------- reference: the original loop
 # A frozen copy of the character-by-character implementation `count_words` replaced; do not "fix" it.
+# One deliberate change of rule since, made in both: Hangul counts by spaces (no longer a CJK range).
 
 _REF_ZERO_WIDTH = frozenset("\u034f\u115f\u1160\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2800\u3164\ufeff\uffa0")
 _REF_CJK_RANGES: tuple[tuple[int, int], ...] = (
@@ -25,7 +26,6 @@ _REF_CJK_RANGES: tuple[tuple[int, int], ...] = (
     (0x31F0, 0x31FF),
     (0x3400, 0x4DBF),
     (0x4E00, 0x9FFF),
-    (0xAC00, 0xD7AF),
     (0xF900, 0xFAFF),
     (0xFF66, 0xFF9F),
     (0x1B000, 0x1B16F),
@@ -128,7 +128,7 @@ _tricky_text = st.text(alphabet=st.sampled_from(_INTERESTING), max_size=60)
         ("٣٫٥ ١٬٠٠٠", 2),
         ("zero\u200bwidth", 2),
         ("join\u200dme", 2),
-        ("한국어 ok", 4),
+        ("한국어 ok", 2),
     ],
 )
 def test_examples_match_reference(text: str, expected: int) -> None:
