@@ -167,3 +167,17 @@ def test_arabic_writes_sizes_in_arabic_and_months_in_one_style() -> None:
     assert not babel_months & set(levantine)
     assert not [form for form in forms if any(name in form for name in levantine)]
     assert any("سبتمبر" in form for form in forms)
+
+
+# Words that tell Brazilian from European Portuguese in this bot's texts (file, team, mayor).
+BRAZILIAN = re.compile(r"\b(arquivos?|equipe|prefeit[oa]s?)\b", re.IGNORECASE)
+EUROPEAN = re.compile(r"\b(ficheiros?|equipa|presidente da câmara)\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(("language", "own", "other"), [("pt_BR", BRAZILIAN, EUROPEAN), ("pt_PT", EUROPEAN, BRAZILIAN)])
+def test_each_portuguese_catalog_is_its_own_variant(
+    language: str, own: re.Pattern[str], other: re.Pattern[str]
+) -> None:
+    forms = [form for _, form in translated(language)]
+    assert any(own.search(form) for form in forms), f"{language}: no {own.pattern} anywhere"
+    assert not [form for form in forms if other.search(form)], language
