@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     accept_late_submissions: bool = True
     reminders_enabled: bool = True
     reminder_check_seconds: int = Field(default=600, ge=1)
+    # Operations: monitoring endpoints when polling, scheduled backups.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_listen: str = "0.0.0.0"
+    backup_dir: Path | None = None
+    backup_every_hours: float = Field(default=24.0, gt=0)
+    backup_keep: int = Field(default=7, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
