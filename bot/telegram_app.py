@@ -45,6 +45,10 @@ from conversation.model import Survey
 
 logger = logging.getLogger(__name__)
 
+# Hosts send SIGKILL about 10 s after SIGTERM: handlers in flight get this long to finish (the rest
+# stay in the inbox for the next start), leaving time to stop the application and close the database.
+STOP_GRACE = 7.0
+
 
 class PerChatSequential(BaseUpdateProcessor):
     """Concurrent across chats, strictly ordered within one chat (FIFO locks per chat)."""
@@ -185,7 +189,7 @@ async def serve_polling(
         await poller.start()
 
     async def stop() -> None:
-        await poller.stop()
+        await poller.stop(STOP_GRACE)
         await monitor.stop()
 
     await _serve(app, front, settings, start, stop)
@@ -216,7 +220,7 @@ async def serve_webhook(
             allowed_updates=list(Update.ALL_TYPES),
         )
 
-    await _serve(app, front, settings, start, hook.stop)
+    await _serve(app, front, settings, start, functools.partial(hook.stop, STOP_GRACE))
 
 
 async def _serve(
