@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from bot.settings import ENVIRONMENT_VARIABLES
 from bot.storage import MIGRATIONS, SCHEMA_VERSION, Storage, _statements
 from tests.bot_process import ROOT
 from tests.fakes.bot_api import FakeBotAPI
-from tests.telegram_harness import running_bot
+from tests.telegram_harness import SURVEY, running_bot
 from tests.test_resilience import Contact, integrity, plan_for, stored_answers
 
 CONTACTS = 6
@@ -131,7 +132,7 @@ async def small_data_dir(data: Path) -> None:
         from bot.service import utc_now
         from conversation.state import Attachment
 
-        city = await storage.find_or_create_report("gnlc-test", "Hamburg", "Germany", None, utc_now())
+        city = await storage.find_or_create_report(SURVEY.id, "Hamburg", "Germany", None, utc_now())
         content = b"a stored file"
         sha = hashlib.sha256(content).hexdigest()
         (data / "files" / sha[:2]).mkdir(parents=True)
@@ -257,3 +258,46 @@ def test_scheduled_backups_are_pruned_to_the_newest(tmp_path: Path) -> None:
     kept = sorted(p.name for p in target.iterdir())
     assert len(kept) == 2 and all(name.startswith(backup.SCHEDULED_PREFIX) for name in kept)
     assert not [p for p in target.iterdir() if p.name.endswith(".part")]
+
+
+def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    data = tmp_path / "data"
+    asyncio.run(small_data_dir(data))
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+    env.update(DATA_DIR=str(data), PYTHONPATH=str(ROOT))
+    shown: dict[str, str] = {}
+    for command in (
+        ("backup", "--output", str(tmp_path / "t.zip")),
+        ("export-files", "--output", str(tmp_path / "f.zip")),
+    ):
+        main, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bot", *command],
+                env=env,
+                cwd=ROOT / "tests",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=terminal,
+                timeout=120,
+            )
+            os.close(terminal)
+            chunks: list[bytes] = []
+            with contextlib.suppress(OSError):  # the terminal reports EOF as an error once drained
+                while chunk := os.read(main, 4096):
+                    chunks.append(chunk)
+        finally:
+            os.close(main)
+        assert proc.returncode == 0
+        shown[command[0]] = b"".join(chunks).decode(errors="replace")
+    assert "backup" in shown["backup"] and "100%" in shown["backup"] and "B" in shown["backup"]
+    assert "export-files" in shown["export-files"] and "13.0B" in shown["export-files"]  # the stored file's size
+    # In a pipe (as under cron) the same commands print nothing on standard error.
+    quiet = run_command(data, "export-files", "--output", str(tmp_path / "g.zip"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
