@@ -301,3 +301,23 @@ def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
     # In a pipe (as under cron) the same commands print nothing on standard error.
     quiet = run_command(data, "export-files", "--output", str(tmp_path / "g.zip"))
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+async def test_the_running_bot_takes_scheduled_backups_and_keeps_the_newest(tmp_path: Path) -> None:
+    target = tmp_path / "backups"
+    async with running_bot(tmp_path / "data", backup_dir=target, backup_every_hours=1.2 / 3600, backup_keep=2) as h:
+        user = h.person(8301)
+        await user.send(f"/start {await h.invite('Scheduleville', 'Cronland')}", "This report is for Scheduleville")
+
+        def taken() -> list[Path] | None:
+            names = sorted(target.glob(f"{backup.SCHEDULED_PREFIX}*.zip")) if target.is_dir() else []
+            return names if len(names) >= 2 else None
+
+        first = await h.api.async_wait_until(taken, 20)
+        await h.api.async_wait_until(lambda: ((n := taken()) is not None and n[0] != first[0]) or None, 20)
+    kept = sorted(target.iterdir())
+    assert len(kept) == 2, kept  # the oldest were pruned
+    restored = tmp_path / "restored"
+    backup.restore_backup(kept[-1], restored, shown=False)
+    with sqlite3.connect(restored / "gnlc.sqlite3") as db:
+        assert db.execute("SELECT city FROM reports").fetchall() == [("Scheduleville",)]
