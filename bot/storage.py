@@ -195,7 +195,7 @@ class StorageUnavailable(Exception):
     """The database is locked, read-only or full; the operation may succeed later."""
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(RuntimeError):
     """The database was written by a newer version of the bot; this code must not touch it."""
 
 

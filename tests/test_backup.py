@@ -138,7 +138,8 @@ async def small_data_dir(data: Path) -> None:
         (data / "files" / sha[:2]).mkdir(parents=True)
         (data / "files" / sha[:2] / sha).write_bytes(content)
         attachment = Attachment(sha256=sha, name="plan.pdf", mime_type="application/pdf", size=len(content))
-        await storage.add_attachment(city.id, None, attachment, utc_now())
+        contact = await storage.console_contact("backup-test", city.id, "en", utc_now())
+        await storage.add_attachment(city.id, contact.id, attachment, utc_now())
     finally:
         await storage.close()
 
