@@ -112,7 +112,7 @@ async def connect(
     first_delay: float = FIRST_DELAY,
 ) -> bool:
     """Initialise the bot (getMe), retrying an unreachable Bot API; False if stopped while waiting."""
-    from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+    from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
     host = urlsplit(base_url).netloc or base_url
     delay = first_delay
@@ -124,6 +124,10 @@ async def connect(
             raise StartupError(TOKEN_REFUSED) from None
         except RetryAfter as exc:
             reason = f"flood control ({exc.retry_after} s)"
+        except BadRequest as exc:  # a NetworkError subclass, but nothing a retry mends
+            raise StartupError(
+                f"the Bot API at {host} refused getMe ({_redacted(str(exc), bot.token)}); check BOT_API_BASE_URL"
+            ) from None
         except (NetworkError, TimedOut) as exc:  # includes 5xx answers and proxies' error pages
             reason = _redacted(str(exc) or type(exc).__name__, bot.token)
         except TelegramError as exc:
@@ -163,7 +167,7 @@ def telegram_failure(exc: BaseException, token: str | None) -> str | None:
     if isinstance(exc, errors.InvalidToken):
         return TOKEN_REFUSED
     reason = _redacted(str(exc), token) if token else " ".join(str(exc).split())[:200]
-    if isinstance(exc, errors.NetworkError | errors.TimedOut):
+    if isinstance(exc, errors.NetworkError) and not isinstance(exc, errors.BadRequest):
         return f"the Bot API is unreachable ({reason}); check the network, a proxy, or BOT_API_BASE_URL"
     return f"the Bot API refused the request ({reason})"
 

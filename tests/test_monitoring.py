@@ -193,3 +193,25 @@ async def test_a_502_page_and_a_dropped_connection_are_one_warning_line_each(
     dropped = [w for w in warnings if "sendMessage" in w and w not in gateway]
     assert len(dropped) == 1 and "\n" not in dropped[0], warnings
     assert metrics.API_ERRORS.labels("sendMessage", "5xx")._value.get() == errors_before + 1
+
+
+async def test_a_bot_api_down_through_every_retry_is_warnings_without_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.outputs import MAX_ATTEMPTS
+
+    caplog.set_level(logging.DEBUG)
+    async with running_bot(tmp_path) as h:
+        user = h.person(6102)
+        token = await h.invite("Downtown", "Faultland")
+        caplog.clear()
+        h.api.fail_next("502", method="sendMessage", times=MAX_ATTEMPTS)  # the reply fails every attempt
+        mark = h.api.mark()
+        h.api.send_text(user.user_id, f"/start {token}")
+        # The contact is told something went wrong (that reply gets through) and can carry on.
+        await user.expect(mark, "Something went wrong on our side")
+        await user.send("/start", "This report is for Downtown")
+    problems = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not problems, [(r.name, r.levelname, r.getMessage()[:200]) for r in problems]
+    gave_up = [r.getMessage() for r in caplog.records if "update not answered" in r.getMessage()]
+    assert len(gave_up) == 1 and "Bad Gateway" in gave_up[0]
