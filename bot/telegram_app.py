@@ -5,6 +5,9 @@ Rules of this module:
 - The command menu is registered per language with setMyCommands.
 - Long polling by default; a webhook (with Telegram's secret-token header checked) when
   WEBHOOK_URL is set. Both keep every update in the database's inbox before acknowledging it.
+- Start-up goes through `bot.startup` (token checked, an unreachable Bot API retried); on SIGTERM
+  or SIGINT receiving stops, handlers in flight get `STOP_GRACE` seconds, the rest stays in the inbox.
+- `/healthz` and `/metrics` are on the webhook's server, or on METRICS_PORT when polling.
 """
 
 from __future__ import annotations
