@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|console|invite|revoke|remind|status|export|export-files]`.
+"""Command line: `python -m bot [run|console|invite|revoke|remind|status|export|export-files|backup|restore|health]`.
 
 Rules of this module:
 - Without a command: the Telegram bot when BOT_TOKEN is set; otherwise the console when
@@ -15,9 +15,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot import admin
+from bot import admin, cli_ops
+from bot.backup import BackupError
 from bot.settings import Settings, SettingsError, load_settings
-from bot.storage import Storage, StorageUnavailable
+from bot.startup import StartupError, prepare_data_dir, telegram_failure
+from bot.storage import SchemaTooNew, Storage, StorageUnavailable
 from conversation.i18n import LANGUAGES, check_catalogs, get_translator, pick_language
 from conversation.loader import SurveyError, load_survey
 from conversation.model import Survey
@@ -51,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     exp.add_argument("--header-language", default="en")
     ef = sub.add_parser("export-files", help="all attachments as a ZIP, a folder per city")
     ef.add_argument("--output", required=True, type=Path)
+    cli_ops.add_parsers(sub)
     return parser.parse_args(argv)
 
 
@@ -86,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command in cli_ops.COMMANDS:  # operations need no questionnaire
+        try:
+            return cli_ops.COMMANDS[args.command](args, settings)
+        except (BackupError, StartupError) as exc:
+            return fail(str(exc))
     try:
         survey = load_survey(settings.survey_file)
     except SurveyError as exc:
@@ -101,12 +109,18 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             return run(settings, survey)
         return asyncio.run(dispatch(command, args, settings, survey))
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, SchemaTooNew, StartupError) as exc:
         return fail(str(exc))
     except admin.AdminError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a Bot API error ending a command: one line, never the token
+        token = settings.bot_token.get_secret_value() if settings.bot_token else None
+        line = telegram_failure(exc, token)
+        if line is None:
+            raise
+        return fail(line)
 
 
 def run(settings: Settings, survey: Survey) -> int:
@@ -117,14 +131,18 @@ def run(settings: Settings, survey: Survey) -> int:
 
     # One event loop for the database connection and python-telegram-bot (run_polling uses the
     # current loop), so nothing created here is bound to a loop that has gone away.
+    lock = prepare_data_dir(settings.data_dir)  # writable, and no other bot on the same data
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    storage = loop.run_until_complete(Storage.open(settings.database_path))
     try:
-        run_bot(settings, survey, storage)
+        storage = loop.run_until_complete(Storage.open(settings.database_path))
+        try:
+            run_bot(settings, survey, storage)
+        finally:
+            loop.run_until_complete(storage.close())
     finally:
-        loop.run_until_complete(storage.close())
         loop.close()
+        lock.release()
     return 0
 
 

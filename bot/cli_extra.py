@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from bot.exports import ExportError, export_files, export_reports
+from bot.progress import progress_bar
 from bot.reminders import ReminderPolicy, send_due
 from bot.service import utc_now
 from bot.settings import Settings
@@ -56,8 +57,12 @@ async def cmd_remind(args: argparse.Namespace, settings: Settings, survey: Surve
 
 async def cmd_export(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
     """Write every report to a CSV, XLSX or JSON file."""
+    total = len(await storage.list_reports(survey.id))
     try:
-        count = await export_reports(storage, survey, args.format, args.output, header_language=args.header_language)
+        with progress_bar("export", total, unit="report") as bar:
+            count = await export_reports(
+                storage, survey, args.format, args.output, header_language=args.header_language, progress=bar
+            )
     except ExportError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -68,7 +73,8 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, survey: Surve
 async def cmd_export_files(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
     """Write every attachment to a ZIP file, a folder per city."""
     try:
-        count = await export_files(storage, survey, settings.files_dir, args.output)
+        with progress_bar("export-files", None) as bar:  # bytes written (the total is not known beforehand)
+            count = await export_files(storage, survey, settings.files_dir, args.output, progress=bar)
     except ExportError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -45,6 +45,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from bot.progress import SILENT, Progress
 from bot.storage import City, ReportExport, Storage
 from conversation import engine
 from conversation.i18n import DEFAULT_LANGUAGE, Translator, get_translator
@@ -95,6 +96,7 @@ async def export_reports(
     output: Path,
     *,
     header_language: str = DEFAULT_LANGUAGE,
+    progress: Progress = SILENT,
 ) -> int:
     """Write every city's report of `survey` to `output` as CSV, XLSX or JSON.
 
@@ -122,6 +124,7 @@ async def export_reports(
         fmt: "csv", "xlsx" or "json".
         output: The file to write; replaced only once the export is complete.
         header_language: The language of the column titles (CSV and XLSX).
+        progress: Told of each report written (a progress bar on a terminal).
 
     Returns:
         The number of reports written.
@@ -139,12 +142,13 @@ async def export_reports(
     reports = storage.iter_reports_with_answers(survey.id)
     with _replacing(output) as tmp:
         async with _closing(reports):
+            counted = _counted(reports, progress)
             if fmt == "csv":
-                count = await _write_csv(tmp, survey, columns, reports, labels)
+                count = await _write_csv(tmp, survey, columns, counted, labels)
             elif fmt == "xlsx":
-                count = await _write_xlsx(tmp, survey, columns, reports, labels)
+                count = await _write_xlsx(tmp, survey, columns, counted, labels)
             else:
-                count = await _write_json(tmp, survey, columns, reports)
+                count = await _write_json(tmp, survey, columns, counted)
     logger.info("exported %d reports of survey %s as %s to %s", count, survey.id, fmt, output)
     return count
 
@@ -392,7 +396,9 @@ async def _write_json(
 # ---------------------------------------------------------------- files
 
 
-async def export_files(storage: Storage, survey: Survey, files_dir: Path, output: Path) -> int:
+async def export_files(
+    storage: Storage, survey: Survey, files_dir: Path, output: Path, *, progress: Progress = SILENT
+) -> int:
     """Write a zip of every report's supporting files, one folder per city.
 
     Entries are named `"<City> (<Country>)/<original name>"`, with characters that are
@@ -406,6 +412,7 @@ async def export_files(storage: Storage, survey: Survey, files_dir: Path, output
         survey: The survey whose reports' files are exported.
         files_dir: Where uploaded files are stored by content hash.
         output: The zip file to write; replaced only once it is complete.
+        progress: Told of the bytes of each file written (a progress bar on a terminal).
 
     Returns:
         The number of files written into the zip (`MISSING.txt` not counted).
@@ -430,6 +437,7 @@ async def export_files(storage: Storage, survey: Survey, files_dir: Path, output
                         blob = files_dir / attachment.sha256[:2] / attachment.sha256
                         if await asyncio.to_thread(_add_file, zf, blob, arcname, attachment.mime_type):
                             count += 1
+                            progress.update(attachment.size)
                         else:
                             logger.warning(
                                 "report %d: stored file %s is missing or unreadable; listed in %s",
@@ -510,6 +518,13 @@ def _add_file(zf: zipfile.ZipFile, blob: Path, arcname: str, mime_type: str | No
 
 
 # ---------------------------------------------------------------- atomic output
+
+
+async def _counted(items: AsyncIterator[_T], progress: Progress) -> AsyncIterator[_T]:
+    """The same items, telling `progress` of each one once it has been handled."""
+    async for item in items:
+        yield item
+        progress.update(1)
 
 
 @asynccontextmanager

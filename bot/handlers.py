@@ -21,7 +21,7 @@ from typing import Any
 
 from telegram import CallbackQuery, Chat, InputFile, Message, Update, User
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import admin
@@ -405,6 +405,9 @@ class TelegramFrontEnd:
         if isinstance(error, StorageUnavailable):
             logger.error("database unavailable: %s", error)
             text = tr.t("Your answer could not be saved just now. Please try again shortly.")
+        elif isinstance(error, NetworkError) and not isinstance(error, BadRequest):  # unreachable through every retry
+            logger.warning("update not answered: the Bot API is unreachable (%s)", error)
+            text = tr.t("Something went wrong on our side. Your saved answers are safe; please try again.")
         else:
             logger.error("update failed", exc_info=error)
             text = tr.t("Something went wrong on our side. Your saved answers are safe; please try again.")

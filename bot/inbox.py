@@ -21,12 +21,14 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from telegram import Update
 from telegram.ext import Application
 
+from bot import metrics
 from bot.later import Coalesced
 from bot.service import utc_now
 from bot.storage import Storage, StorageUnavailable
@@ -81,6 +83,7 @@ class DurableInbox:
         if not fresh:
             return
         self._note_replays(fresh, await self._keep(fresh))
+        metrics.UPDATES_RECEIVED.inc(len(fresh))
         for update in fresh:
             self._spawn(update)
 
@@ -121,14 +124,18 @@ class DurableInbox:
             for old in sorted(self._started)[: MAX_REMEMBERED_IDS // 2]:
                 self._started.discard(old)
         task = asyncio.create_task(self._handle(update))
+        metrics.INBOX_BACKLOG.inc()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, update: Update) -> None:
         processor = self.app.update_processor
+        started = time.perf_counter()
         try:
             await processor.process_update(update, self.app.process_update(update))
         finally:
+            metrics.INBOX_BACKLOG.dec()
+            metrics.observe_handling(started)
             self._finished.append(update.update_id)
             if not self._stopping:
                 self._forget.request()

@@ -101,7 +101,7 @@ async def call_with_retry(
         except (TimedOut, NetworkError) as exc:
             if attempt == MAX_ATTEMPTS:
                 raise
-            logger.info("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)
+            logger.warning("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)  # transient: one line
             await asyncio.sleep(delay)
             delay = min(delay * 2, 8)
     return await make_call()

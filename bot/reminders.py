@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from bot.metrics import REMINDERS_SENT
 from bot.service import Blocked
 from bot.storage import City, Contact, Storage
 from conversation import callbacks, engine
@@ -190,6 +191,7 @@ async def send_due(
             await storage.forget_reminder(item.contact.id, item.key)
         else:
             result.sent += 1
+            REMINDERS_SENT.inc()
 
     await asyncio.gather(*(deliver(item) for item in items))
     result.keys = sorted({item.key for item in items})

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import metrics
 from bot.storage import Contact, Storage, StorageUnavailable
 from conversation import engine
 from conversation.i18n import Translator, get_translator
@@ -31,6 +32,7 @@ from conversation.state import (
     Mode,
     RemoveFile,
     Report,
+    ReportStatus,
     Session,
     StoreFile,
     TextInput,
@@ -125,6 +127,7 @@ class IntakeService:
         await self.storage.save(
             contact, report, step.report, step.session, now, answer_message=carried, update_id=update_id
         )
+        _count_changes(report, step.report)
         tr = get_translator(step.session.language)
         replies: list[Reply] = []
         for effect in step.effects:
@@ -212,6 +215,15 @@ class IntakeService:
         if removed is None:
             return Reply(_("That file was already removed."))
         return Reply("🗑 " + _("Removed {name}.", name=esc(removed.name)))
+
+
+def _count_changes(before: Report, after: Report) -> None:
+    """Count the answers just committed and a submission (for the metrics)."""
+    changed = sum(1 for key, value in after.answers.items() if before.answers.get(key) != value)
+    if changed:
+        metrics.ANSWERS_STORED.inc(changed)
+    if after.status == ReportStatus.SUBMITTED and before.status != ReportStatus.SUBMITTED:
+        metrics.SUBMISSIONS.inc()
 
 
 __all__ = ["Blocked", "FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]

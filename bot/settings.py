@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     reminder_check_seconds: int = Field(default=600, ge=1)
     # The Portuguese a bare Telegram language code "pt" (or pt-AO, pt-MZ …) gets; pt-br is always Brazil.
     portuguese_default: Literal["pt_PT", "pt_BR"] = "pt_PT"
+    # Operations: monitoring endpoints when polling, scheduled backups.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_listen: str = "0.0.0.0"
+    backup_dir: Path | None = None
+    backup_every_hours: float = Field(default=24.0, gt=0)
+    backup_keep: int = Field(default=7, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -195,6 +195,10 @@ class StorageUnavailable(Exception):
     """The database is locked, read-only or full; the operation may succeed later."""
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer version of the bot; this code must not touch it."""
+
+
 @dataclass(frozen=True)
 class City:
     """A member city's report row (without its answers)."""
@@ -1125,13 +1129,20 @@ def _statements(script: str) -> list[str]:
 
 
 def _migrate(db: Db, path: Path) -> None:
-    """Apply the pending migrations in order, in one transaction."""
+    """Apply the pending migrations in order, in one transaction (after keeping a copy of older data)."""
+    version = int(_scalar(db, "PRAGMA user_version"))
+    if 0 < version < SCHEMA_VERSION:
+        from bot.backup import copy_before_migration
+
+        kept = copy_before_migration(db, path, version)
+        logger.warning("database %s has schema v%d: copy kept at %s before migrating", path, version, kept)
     db.execute("BEGIN IMMEDIATE")
     try:
         version = int(_scalar(db, "PRAGMA user_version"))
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database {path} has schema v{version}, newer than this code supports (v{SCHEMA_VERSION})"
+            raise SchemaTooNew(
+                f"database {path} has schema v{version}, newer than this code (v{SCHEMA_VERSION}); "
+                "run the newer version of the bot, or restore a backup made by this one"
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _statements(MIGRATIONS[target - 1]):

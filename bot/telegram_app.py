@@ -5,6 +5,9 @@ Rules of this module:
 - The command menu is registered per language with setMyCommands.
 - Long polling by default; a webhook (with Telegram's secret-token header checked) when
   WEBHOOK_URL is set. Both keep every update in the database's inbox before acknowledging it.
+- Start-up goes through `bot.startup` (token checked, an unreachable Bot API retried); on SIGTERM
+  or SIGINT receiving stops, handlers in flight get `STOP_GRACE` seconds, the rest stays in the inbox.
+- `/healthz` and `/metrics` are on the webhook's server, or on METRICS_PORT when polling.
 """
 
 from __future__ import annotations
@@ -27,21 +30,27 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
+from bot import backup, startup
 from bot.cli_extra import policy_from
 from bot.handlers import TelegramFrontEnd
+from bot.monitoring import MetricsServer, health_check
 from bot.outputs import broadcaster, call_with_retry
 from bot.polling import DurablePolling
 from bot.reminders import send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
+from bot.transport import BotApiRequest
 from bot.webhook import DurableWebhook
 from conversation.i18n import LANGUAGES, get_translator, pick_language, telegram_language_code
 from conversation.model import Survey
 
 logger = logging.getLogger(__name__)
+
+# Hosts send SIGKILL about 10 s after SIGTERM: handlers in flight get this long to finish (the rest
+# stay in the inbox for the next start), leaving time to stop the application and close the database.
+STOP_GRACE = 7.0
 
 
 class PerChatSequential(BaseUpdateProcessor):
@@ -113,14 +122,14 @@ def build_application(
         survey, storage, settings.files_dir, accept_late=settings.accept_late_submissions
     )
     front = TelegramFrontEnd(service, storage, settings)
-    request = HTTPXRequest(connection_pool_size=64, connect_timeout=10, read_timeout=20, write_timeout=30)
+    request = BotApiRequest(connection_pool_size=64, connect_timeout=10, read_timeout=20, write_timeout=30)
     builder = (
         Application.builder()
         .token(settings.bot_token.get_secret_value())
         .base_url(settings.bot_api_base_url)
         .base_file_url(settings.bot_api_file_url)
         .request(request)
-        .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
+        .get_updates_request(BotApiRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
     )
     # Updates arrive through bot.polling.DurablePolling or bot.webhook.DurableWebhook, not PTB's Updater.
@@ -142,6 +151,14 @@ def build_application(
 
         # The database records what was sent, so a restart simply resumes this schedule.
         app.job_queue.run_repeating(remind, interval=settings.reminder_check_seconds, first=5, name="reminders")
+    if app.job_queue is not None and settings.backup_dir is not None:
+        backup_dir, keep = settings.backup_dir, settings.backup_keep
+
+        async def take_backup(context: ContextTypes.DEFAULT_TYPE) -> None:
+            await backup.scheduled_backup(settings.data_dir, backup_dir, keep)
+
+        every = settings.backup_every_hours * 3600
+        app.job_queue.run_repeating(take_backup, interval=every, first=every, name="backups")
     return app, front
 
 
@@ -162,11 +179,26 @@ async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: Tele
 
 
 async def serve_polling(
-    app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd, storage: Storage
+    app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd, storage: Storage, settings: Settings
 ) -> None:
     """Run the bot with durable long polling until SIGINT or SIGTERM."""
     poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), replays=front.replays)
-    await _serve(app, front, poller.start, poller.stop)
+    monitor = MetricsServer(health_check(settings.data_dir, settings.database_path))
+
+    async def start() -> None:
+        if settings.metrics_port is not None:
+            try:
+                monitor.start(settings.metrics_listen, settings.metrics_port)
+            except OSError as exc:
+                where = settings.metrics_listen
+                raise startup.port_in_use("metrics (METRICS_PORT)", where, settings.metrics_port, exc) from None
+        await poller.start()
+
+    async def stop() -> None:
+        await poller.stop(STOP_GRACE)
+        await monitor.stop()
+
+    await _serve(app, front, settings, start, stop)
 
 
 async def serve_webhook(
@@ -177,7 +209,14 @@ async def serve_webhook(
     webhook_url = settings.webhook_url.rstrip("/") + "/telegram"
     # Without a configured secret a random one per start still keeps strangers from posting updates.
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
-    hook = DurableWebhook(app, storage, secret_token=secret, url_path="telegram", replays=front.replays)
+    hook = DurableWebhook(
+        app,
+        storage,
+        secret_token=secret,
+        url_path="telegram",
+        replays=front.replays,
+        health=health_check(settings.data_dir, settings.database_path),
+    )
 
     async def start() -> None:
         await hook.start(
@@ -187,30 +226,39 @@ async def serve_webhook(
             allowed_updates=list(Update.ALL_TYPES),
         )
 
-    await _serve(app, front, start, hook.stop)
+    await _serve(app, front, settings, start, functools.partial(hook.stop, STOP_GRACE))
 
 
 async def _serve(
     app: Application[Any, Any, Any, Any, Any, Any],
     front: TelegramFrontEnd,
+    settings: Settings,
     start: Callable[[], Awaitable[None]],
     stop: Callable[[], Awaitable[None]],
 ) -> None:
-    """Initialise the application, start receiving updates, and stop cleanly on SIGINT or SIGTERM."""
+    """Initialise the application, start receiving updates, and stop cleanly on SIGINT or SIGTERM.
+
+    On a signal: stop fetching (polling) or accepting (webhook), let the updates being handled
+    finish within the grace period (the rest stay in the inbox for the next start), then exit.
+    """
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if not await startup.connect(app.bot, settings.bot_api_base_url, stopping):
+        return  # stopped while the Bot API was unreachable
     await app.initialize()
     try:
         await on_startup(app, front)
         await app.start()
-        await start()
-        await stopping.wait()
-        logger.info("stopping")
-        await stop()
-        await app.stop()
-        await front.close()
+        try:
+            await start()
+            await stopping.wait()
+            logger.info("stopping")
+        finally:
+            await stop()
+            await app.stop()
+            await front.close()
     finally:
         await app.shutdown()
 
@@ -218,5 +266,9 @@ async def _serve(
 def run_bot(settings: Settings, survey: Survey, storage: Storage) -> None:
     """Run until interrupted: long polling, or a webhook when WEBHOOK_URL is set."""
     app, front = build_application(settings, survey, storage)
-    serve = serve_webhook(app, front, storage, settings) if settings.webhook_url else serve_polling(app, front, storage)
+    serve = (
+        serve_webhook(app, front, storage, settings)
+        if settings.webhook_url
+        else serve_polling(app, front, storage, settings)
+    )
     asyncio.get_event_loop().run_until_complete(serve)

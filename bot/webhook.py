@@ -7,7 +7,7 @@ Rules of this module:
 - The 200 goes back only after `DurableInbox.accept` has committed the update, so an update in
   flight when the process dies is either redelivered by Telegram or replayed from the inbox.
 - The server listens before setWebhook is called, so Telegram's first POST finds it; the secret
-  is never logged.
+  is never logged. Given a health check, the same server answers GET /healthz and /metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.inbox import DurableInbox
+from bot.monitoring import HealthCheck
+from bot.monitoring import routes as monitoring_routes
+from bot.startup import port_in_use
 from bot.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -42,8 +45,10 @@ class DurableWebhook:
         secret_token: str,
         url_path: str = "telegram",
         replays: dict[int, bool] | None = None,
+        health: HealthCheck | None = None,
     ) -> None:
         self.app = app
+        self.health = health
         self.inbox = DurableInbox(app, storage, replays)
         self.secret_token = secret_token
         self.url_path = url_path.strip("/")
@@ -52,10 +57,16 @@ class DurableWebhook:
     async def start(self, *, listen: str, port: int, webhook_url: str, allowed_updates: list[str] | None) -> None:
         """Replay what the last run kept but did not finish, listen, then register the webhook."""
         await self.inbox.start()
-        routes = [(rf"/{self.url_path}", _UpdateHandler, {"hook": self})]
+        routes: list[Any] = [(rf"/{self.url_path}", _UpdateHandler, {"hook": self})]
+        if self.health is not None:
+            routes += monitoring_routes(self.health)  # GET /healthz and /metrics beside the webhook
         application = tornado.web.Application(routes, log_function=_log_request)
         self._server = tornado.httpserver.HTTPServer(application, max_body_size=MAX_BODY_BYTES, xheaders=True)
-        self._server.listen(port, address=listen)
+        try:
+            self._server.listen(port, address=listen)
+        except OSError as exc:
+            self._server = None
+            raise port_in_use("the webhook (WEBHOOK_PORT)", listen, port, exc) from None
         logger.info("webhook server listening on %s:%d/%s", listen, port, self.url_path)
         await self.app.bot.set_webhook(
             url=webhook_url,
