@@ -413,29 +413,10 @@ class Storage:
         self, survey_id: str, city: str, country: str, joined: str | None, now: dt.datetime
     ) -> City:
         """Return the report of this city (case-insensitive), creating it if needed."""
-        city, country = city.strip(), country.strip()
-        if not city or not country:
-            raise ValueError("city and country must not be empty")
-        if joined is not None and not _MONTH_RE.fullmatch(joined):
-            raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
-
-        def work(db: Db) -> tuple[City, bool]:
-            rows = _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
-            for row in rows:
-                if row["city"].casefold() == city.casefold() and row["country"].casefold() == country.casefold():
-                    if joined is not None and row["joined"] is None:
-                        db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
-                        return _city(row, joined=joined), False
-                    return _city(row), False
-            cur = db.execute(
-                "INSERT INTO reports (survey_id, city, country, joined, created_at) VALUES (?, ?, ?, ?, ?)",
-                (survey_id, city, country, joined, _ts(now)),
-            )
-            created = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (_rowid(cur),))
-            assert created is not None
-            return _city(created), True
-
-        report, created = await self._run(work, write=True)
+        report, created = await self._run(
+            partial(_find_or_create, survey_id=survey_id, city=city, country=country, joined=joined, now=now),
+            write=True,
+        )
         if created:
             logger.info("created report %d for survey %s", report.id, survey_id)
         return report
@@ -540,7 +521,7 @@ class Storage:
         already has that many links nobody has used yet and that still work."""
         if max_uses is not None and max_uses < 1:
             raise ValueError("max_uses must be at least 1")
-        tokens = [secrets.token_urlsafe(32) for _ in rows]
+        tokens = [new_token() for _ in rows]
 
         def work(db: Db) -> list[tuple[str, int]]:
             if colleague_cap is not None and invited_by is not None:
@@ -570,6 +551,38 @@ class Storage:
         for _, invitation_id in made:
             logger.info("created invitation %d (uses %s)", invitation_id, max_uses or "any")
         return made
+
+    async def invite_cities(
+        self,
+        survey_id: str,
+        rows: list[tuple[str, str, str | None, str | None, str | None]],
+        tokens: list[str],
+        now: dt.datetime,
+        *,
+        max_uses: int,
+        expires_at: dt.datetime,
+    ) -> list[City]:
+        """For each (city, country, joined, name, e-mail): find or create the city's report and make an
+        invitation with the given token. All in one transaction: every row, or (on any error) none."""
+        if len(rows) != len(tokens) or not all(_TOKEN_RE.fullmatch(t) for t in tokens):
+            raise ValueError("one well-formed token per row is needed")
+
+        def work(db: Db) -> list[City]:
+            cities = []
+            for token, (city, country, joined, name, email) in zip(tokens, rows, strict=True):
+                report, _ = _find_or_create(db, survey_id=survey_id, city=city, country=country, joined=joined, now=now)
+                cur = db.execute(
+                    "INSERT INTO invitations (report_id, token_hash, created_at, max_uses, expires_at, name, email)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (report.id, _token_hash(token), _ts(now), max_uses, _ts(expires_at), name, email),
+                )
+                _audit(db, report.id, None, None, "invite", None, json.dumps({"invitation": _rowid(cur)}), now)
+                cities.append(report)
+            return cities
+
+        cities = await self._run(work, write=True)
+        logger.info("created %d invitations at once", len(cities))
+        return cities
 
     async def redeem_invitation(
         self,
@@ -968,7 +981,8 @@ class Storage:
             orphaned = tuple(
                 sorted(sha for sha in shas if _one(db, "SELECT 1 FROM attachments WHERE sha256 = ?", (sha,)) is None)
             )
-            return Purged(*counts, orphaned_files=orphaned)
+            reports, contacts_, answers, audit_rows, attachments = counts
+            return Purged(reports, contacts_, answers, audit_rows, attachments, orphaned_files=orphaned)
 
         purged = await self._run(work, write=True)
         await self.checkpoint()
@@ -1572,6 +1586,36 @@ def _scalar(db: Db, sql: str) -> Any:
     """Return the first column of the first row of a query."""
     row = _one(db, sql)
     return None if row is None else row[0]
+
+
+def new_token() -> str:
+    """A fresh invitation token (43 URL-safe characters; only its sha256 is ever stored)."""
+    return secrets.token_urlsafe(32)
+
+
+def _find_or_create(
+    db: Db, *, survey_id: str, city: str, country: str, joined: str | None, now: dt.datetime
+) -> tuple[City, bool]:
+    """The report of this city (any case), created if needed; and whether it was created."""
+    city, country = city.strip(), country.strip()
+    if not city or not country:
+        raise ValueError("city and country must not be empty")
+    if joined is not None and not _MONTH_RE.fullmatch(joined):
+        raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
+    rows = _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
+    for row in rows:
+        if row["city"].casefold() == city.casefold() and row["country"].casefold() == country.casefold():
+            if joined is not None and row["joined"] is None:
+                db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
+                return _city(row, joined=joined), False
+            return _city(row), False
+    cur = db.execute(
+        "INSERT INTO reports (survey_id, city, country, joined, created_at) VALUES (?, ?, ?, ?, ?)",
+        (survey_id, city, country, joined, _ts(now)),
+    )
+    created = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (_rowid(cur),))
+    assert created is not None
+    return _city(created), True
 
 
 def _scalar_args(db: Db, sql: str, *params: Any) -> int:
