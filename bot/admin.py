@@ -149,7 +149,8 @@ def contact_lines(
 ) -> list[str]:
     """The team's list of each city's contacts, and of the links that could still let someone in."""
     _ = tr.t
-    lines = [f"<b>{esc(_('Contacts'))}</b>"]
+    heading = _("Contacts")
+    lines = [f"<b>{esc(heading)}</b>"]
     by_city: dict[int, list[ContactListing]] = {}
     for row in listing:
         by_city.setdefault(row.city.id, []).append(row)

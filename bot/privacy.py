@@ -29,8 +29,9 @@ def my_data(data: dict[str, Any], city: City | None, tr: Translator, email: str)
     def day(value: str | None) -> str:
         return tr.format_date(dt.datetime.fromisoformat(value).date()) if value else "—"
 
+    heading = _("What is stored about you")
     lines = [
-        f"<b>{esc(_('What is stored about you'))}</b>",
+        f"<b>{esc(heading)}</b>",
         _("Name: {name}", name=esc(data["display_name"] or "—")),
         _("Telegram username: {username}", username=esc("@" + data["username"]) if data["username"] else "—"),
         _("Telegram user id: {id}", id=data["telegram_user_id"]),

@@ -1589,8 +1589,12 @@ def _scalar(db: Db, sql: str) -> Any:
 
 
 def new_token() -> str:
-    """A fresh invitation token (43 URL-safe characters; only its sha256 is ever stored)."""
-    return secrets.token_urlsafe(32)
+    """A fresh invitation token (43 URL-safe characters; only its sha256 is ever stored).
+
+    Never starting with "-", so that `revoke --token T` cannot be mistaken for an option."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 def _find_or_create(
