@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
@@ -210,26 +211,6 @@ async def test_an_input_in_flight_when_the_removal_lands_is_dropped_whole(tmp_pa
         await storage.close()
 
 
-async def test_links_made_before_personal_invitations_keep_working_and_say_so(tmp_path: Path) -> None:
-    """A v5 database's link: any number of accounts, no expiry, shown as such in the contact list."""
-    storage = await Storage.open(tmp_path / "gnlc.sqlite3")
-    try:
-        now = dt.datetime.now(dt.UTC)
-        city = await storage.find_or_create_report(SURVEY.id, "Hamburg", "Germany", None, now)
-        token = await storage.create_invitation(city.id, now)  # what every link was before: no limits
-        for user in (1, 2, 3):
-            result = await storage.redeem(
-                token, telegram_user_id=user, chat_id=user, display_name=f"U{user}", language="en", now=now
-            )
-            assert result.outcome is Redeemed.JOINED
-        from conversation.i18n import get_translator
-
-        lines = "\n".join(await admin.contacts_report(storage, SURVEY, "Hamburg", get_translator("en"), now))
-        assert "shared link from before personal invitations — any number of accounts, no expiry (3 used it)" in lines
-    finally:
-        await storage.close()
-
-
 # -- a whole network from a CSV file
 
 
@@ -328,3 +309,48 @@ async def test_cli_contacts_and_remove_contact(tmp_path: Path, api: FakeBotAPI) 
         assert again.returncode == 2 and "not a contact of Hamburg" in again.stderr
         after = await acli(data, api, "contacts")
         assert "1801" not in after.stdout
+
+
+async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Path) -> None:
+    """A database from before personal invitations, migrated: its link still admits any number of accounts."""
+    from bot.storage import MIGRATIONS, SCHEMA_VERSION, _statements
+
+    personal = next(i for i, script in enumerate(MIGRATIONS) if "invitation_uses" in script)
+    path = tmp_path / "gnlc.sqlite3"
+    token = "A" * 20 + "legacy-link-from-2021" + "xx"
+    assert len(token) == 43
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for script in MIGRATIONS[:personal]:
+            for statement in _statements(script):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {personal:d}")
+        db.execute(
+            "INSERT INTO reports (id, survey_id, city, country, created_at) VALUES (1, ?, 'Hamburg', 'Germany', ?)",
+            (SURVEY.id, "2021-01-01T00:00:00+00:00"),
+        )
+        db.execute(
+            "INSERT INTO invitations (report_id, token_hash, created_at, used_count) VALUES (1, ?, ?, 4)",
+            (hashlib.sha256(token.encode()).hexdigest(), "2021-01-01T00:00:00+00:00"),
+        )
+    finally:
+        db.close()
+    storage = await Storage.open(path)
+    try:
+        assert await storage._run(lambda c: c.execute("PRAGMA user_version").fetchone()[0], write=False) == (
+            SCHEMA_VERSION
+        )
+        now = dt.datetime.now(dt.UTC)  # years later: no expiry
+        for user in (11, 12, 13):
+            result = await storage.redeem(
+                token, telegram_user_id=user, chat_id=user, display_name=f"U{user}", language="en", now=now
+            )
+            assert result.outcome is Redeemed.JOINED
+        (invitation,) = await storage.invitations_of(1)
+        assert (invitation.max_uses, invitation.expires_at, invitation.uses) == (None, None, 3)
+        from conversation.i18n import get_translator
+
+        lines = "\n".join(await admin.contacts_report(storage, SURVEY, "Hamburg", get_translator("en"), now))
+        assert "shared link from before personal invitations — any number of accounts, no expiry" in lines
+    finally:
+        await storage.close()
