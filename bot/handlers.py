@@ -345,7 +345,7 @@ class TelegramFrontEnd:
                 await self.deliver(context, message.chat_id, (await self.service.begin(existing)).replies)
             return
         city = await self.storage.get_report(contact.report_id)
-        if city is not None and result.outcome is Redeemed.JOINED:
+        if city is not None:  # also when opened again: a crash may have come between joining and this
             await self.service.prefill(contact, city=city.name, country=city.country, joined=city.joined)
         outcome = await self.service.begin(contact)
         await self.deliver(context, message.chat_id, outcome.replies)
