@@ -217,3 +217,38 @@ def test_a_short_webhook_secret_stops_start_up(tmp_path: Path) -> None:
     ok = cli(tmp_path / "data", None, "status", WEBHOOK_SECRET="too-short-a-secret")
     assert ok.returncode == 0, ok.stderr
     assert ROOT.exists()
+
+
+def test_the_log_filter_on_library_records_and_tracebacks() -> None:
+    import io
+    import logging
+
+    from bot.redaction import Redactor
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(Redactor(["123456789:TEST-token_for_fake"]))
+    log = logging.getLogger("telegram.ext.ExtBot.redaction-test")
+    ours = logging.getLogger("bot.redaction-test")
+    for logger in (log, ours):
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+    try:
+        log.debug("Calling Bot API endpoint `%s` with parameters `%s`", "sendMessage", {"text": PLANTED_ANSWER})
+        log.debug("Set Bot API URL: %s", "https://api.telegram.org/bot123456789:TEST-token_for_fake")
+        log.error('Can not load invalid JSON data: "%s"', PLANTED_ANSWER)
+        try:
+            raise ValueError(f"bad value {PLANTED_EMAIL} {PLANTED_PHONE}")
+        except ValueError:
+            ours.exception("update failed")
+    finally:
+        for logger in (log, ours):
+            logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Calling Bot API endpoint `sendMessage` with parameters `<text>`" in text
+    assert "https://api.telegram.org/bot<secret>" in text
+    assert f"<text, {len(PLANTED_ANSWER)} characters>" in text
+    assert "ValueError: bad value <e-mail> <phone>" in text  # the traceback is kept, redacted
+    for secret in (PLANTED_ANSWER, PLANTED_EMAIL, PLANTED_PHONE, "TEST-token_for_fake"):
+        assert secret not in text
