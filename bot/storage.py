@@ -7,7 +7,11 @@ Rules of this module:
 - `save` writes only the difference between `before` and `after`, so contacts sharing
   one city's report never overwrite each other's answers to other questions.
 - Every change to answers, status and attachments leaves an `audit` row.
-- Invitation tokens are never stored or logged; only their sha256 is kept.
+- Invitation tokens are never stored or logged; only their sha256 is kept. A link admits at most
+  `max_uses` accounts until `expires_at` (both NULL for links made before schema v6: unlimited).
+- A removed contact keeps its row (the audit trail names it), but no look-up by Telegram user
+  returns it, and a save for it is refused whole (`ContactRemoved`).
+- Deleted rows are overwritten (`secure_delete`); a purge also empties the write-ahead log.
 - Answers and session contents are never logged (they are personal data).
 - The schema is versioned by `PRAGMA user_version`; `MIGRATIONS` only grows, and
   applied migrations are never edited.
