@@ -1,4 +1,5 @@
-"""Command line: `python -m bot [run|console|invite|revoke|remind|status|export|export-files|backup|restore|health]`.
+"""Command line: `python -m bot [run|console|invite|revoke|remind|status|export|export-files|contacts|
+remove-contact|purge|backup|restore|health]`.
 
 Rules of this module:
 - Without a command: the Telegram bot when BOT_TOKEN is set; otherwise the console when
@@ -15,8 +16,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot import admin, cli_ops
+from bot import admin, cli_ops, cli_people
 from bot.backup import BackupError
+from bot.redaction import install_redaction
 from bot.settings import Settings, SettingsError, load_settings
 from bot.startup import StartupError, prepare_data_dir, telegram_failure
 from bot.storage import SchemaTooNew, Storage, StorageUnavailable
@@ -38,9 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     console.add_argument("--language", default=None, help=", ".join(LANGUAGES) + " (or a code such as pt-br)")
     console.add_argument("--key", default=None, help="who you are (default: your login name)")
     inv = sub.add_parser("invite", help="create a personal invitation link for a city's contact")
-    inv.add_argument("--city", required=True)
-    inv.add_argument("--country", required=True)
+    inv.add_argument("--city")
+    inv.add_argument("--country")
     inv.add_argument("--joined", help="month of joining the GNLC, YYYY-MM")
+    cli_people.add_invite_arguments(inv)
+    cli_people.add_arguments(sub)
     rev = sub.add_parser("revoke", help="withdraw invitation links")
     group = rev.add_mutually_exclusive_group(required=True)
     group.add_argument("--token", help="one link's token (the part after start=)")
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_redaction(logging.getLogger(), settings)
     if args.command in cli_ops.COMMANDS:  # operations need no questionnaire
         try:
             return cli_ops.COMMANDS[args.command](args, settings)
@@ -156,6 +161,7 @@ async def dispatch(command: str, args: argparse.Namespace, settings: Settings, s
     }
     extra = _extra_commands()
     handlers.update(extra)
+    handlers.update(cli_people.COMMANDS)
     handler = handlers.get(command)
     if handler is None:
         return fail(f"unknown command {command!r}")
@@ -192,7 +198,15 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, survey: Surv
 
 
 async def cmd_invite(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
-    """Print a personal deep link for a city's contact person."""
+    """Print a personal deep link for a city's contact person (or one per row of a CSV file)."""
+    if args.from_file is None and not (args.city and args.country):
+        return fail("--city and --country are needed (or --from FILE.csv)")
+    if args.from_file is not None and (args.city or args.country or args.joined or args.name or args.email):
+        return fail("--from takes the cities from the file; leave out --city, --country, --joined, --name, --email")
+    if args.uses < 1:
+        return fail("--uses must be at least 1")
+    if args.expires is not None and args.expires < 1:
+        return fail("--expires must be at least 1 day")
     if settings.bot_token is None:
         return fail("BOT_TOKEN is needed to look up the bot's username for the link")
     if args.joined and not admin._is_month(args.joined):
@@ -207,7 +221,21 @@ async def cmd_invite(args: argparse.Namespace, settings: Settings, survey: Surve
         username = bot.username
     from bot.service import utc_now
 
-    city, link = await admin.invite(storage, survey, username, args.city, args.country, args.joined, utc_now())
+    if args.from_file is not None:
+        return await cli_people.cmd_invite_from(args, settings, survey, storage, username)
+    city, link = await admin.invite(
+        storage,
+        survey,
+        username,
+        args.city,
+        args.country,
+        args.joined,
+        utc_now(),
+        name=args.name,
+        email=args.email,
+        uses=args.uses,
+        days=args.expires or settings.invitation_days,
+    )
     sys.stdout.write(f"{city.name} ({city.country}): {link}\n")
     return 0
 

@@ -5,21 +5,25 @@ Rules of this module:
   anything to anyone else.
 - Invitation tokens are shown once, at creation; only their hashes are stored.
 - A city name that matches nothing or several cities gets a clear message, not a guess.
+- Invitations are personal by default: one account, expiring after INVITATION_DAYS; a shared link
+  (`uses` above 1) is always asked for explicitly.
+- Notices go only to the team's chats whose user is in the current ADMIN_IDS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.storage import City, Storage
+from bot.storage import City, Contact, ContactListing, Invitation, Redemption, Storage
 from conversation import engine
 from conversation.i18n import Translator
 from conversation.model import Survey
-from conversation.render import Reply, esc
+from conversation.render import Button, Reply, esc
 from conversation.state import Report, ReportStatus
 
 if TYPE_CHECKING:
@@ -27,7 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHAT_COMMANDS = frozenset({"invite", "status", "reopen", "export"})
+CHAT_COMMANDS = frozenset({"invite", "status", "reopen", "export", "contacts"})
+DEFAULT_INVITATION_DAYS = 60
+# The payload of a join notice's Remove button: contact id and report id (a stale one removes nothing).
+_REMOVE_RE = re.compile(r"^rm:(\d{1,18}):(\d{1,18})$")
 
 
 class AdminError(Exception):
@@ -40,15 +47,152 @@ def deep_link(bot_username: str, token: str) -> str:
 
 
 async def invite(
-    storage: Storage, survey: Survey, bot_username: str, city: str, country: str, joined: str | None, now: dt.datetime
+    storage: Storage,
+    survey: Survey,
+    bot_username: str,
+    city: str,
+    country: str,
+    joined: str | None,
+    now: dt.datetime,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    uses: int = 1,
+    days: int = DEFAULT_INVITATION_DAYS,
 ) -> tuple[City, str]:
-    """Create (or find) the city's report and a fresh personal link for one contact."""
+    """Create (or find) the city's report and a fresh personal link: `uses` accounts, `days` days."""
     city, country = city.strip(), country.strip()
     if not city or not country:
         raise AdminError("a city and a country are both needed")
+    if uses < 1 or days < 1:
+        raise AdminError("a link needs at least one use and one day")
     report = await storage.find_or_create_report(survey.id, city, country, joined, now)
-    token = await storage.create_invitation(report.id, now)
+    token = await storage.create_invitation(
+        report.id,
+        now,
+        max_uses=uses,
+        expires_at=now + dt.timedelta(days=days),
+        name=(name or "").strip() or None,
+        email=(email or "").strip() or None,
+    )
     return report, deep_link(bot_username, token)
+
+
+def remove_payload(contact_id: int, report_id: int) -> str:
+    """The Remove button's payload on a join notice."""
+    return f"rm:{contact_id}:{report_id}"
+
+
+def parse_remove(payload: str | None) -> tuple[int, int] | None:
+    """(contact id, report id) of a Remove button, or None if the payload is not one."""
+    match = _REMOVE_RE.fullmatch(payload or "")
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
+def person_label(display_name: str, username: str | None) -> str:
+    """A contact as the team sees them: Telegram name and @username (HTML-escaped)."""
+    label = esc(display_name or "?")
+    return f"{label} @{esc(username)}" if username else label
+
+
+def join_notice(redemption: Redemption, city: City, tr: Translator) -> Reply:
+    """The team's message about someone joining a city, with a one-tap Remove button."""
+    _ = tr.t
+    contact, invitation = redemption.contact, redemption.invitation
+    assert contact is not None and invitation is not None
+    lines = [
+        "👤 "
+        + _(
+            "{person} joined {city} ({country}).",
+            person=person_label(contact.display_name, contact.username),
+            city=esc(city.name),
+            country=esc(city.country),
+        ),
+        _("Telegram user id: {id}", id=contact.telegram_user_id),
+    ]
+    if invitation.name:
+        lines.append(_("Invitation made for: {name}", name=esc(invitation.name)))
+    if redemption.inviter is not None:
+        inviter = person_label(redemption.inviter.display_name, redemption.inviter.username)
+        lines.append(_("Invited by {person}, a contact of the city.", person=inviter))
+    if invitation.max_uses is None or invitation.max_uses > 1:
+        lines.append(link_line(invitation, tr))
+    return Reply("\n".join(lines), buttons=((Button(_("Remove"), remove_payload(contact.id, city.id)),),))
+
+
+def link_line(invitation: Invitation, tr: Translator) -> str:
+    """One invitation link: for whom, how many accounts used it of how many, until when."""
+    _ = tr.t
+    if invitation.max_uses is None:
+        text = _(
+            "link {id}: shared link from before personal invitations — any number of accounts, no expiry "
+            "({used} used it)",
+            id=invitation.id,
+            used=invitation.uses,
+        )
+    else:
+        assert invitation.expires_at is not None
+        text = _(
+            "link {id}: {used} of {uses} accounts, until {date}",
+            id=invitation.id,
+            used=invitation.uses,
+            uses=invitation.max_uses,
+            date=tr.format_date(invitation.expires_at.date()),
+        )
+    if invitation.name:
+        text += " — " + _("Invitation made for: {name}", name=esc(invitation.name))
+    return text
+
+
+def contact_lines(
+    listing: list[ContactListing], links: dict[int, list[Invitation]], cities: list[City], tr: Translator
+) -> list[str]:
+    """The team's list of each city's contacts, and of the links that could still let someone in."""
+    _ = tr.t
+    heading = _("Contacts")
+    lines = [f"<b>{esc(heading)}</b>"]
+    by_city: dict[int, list[ContactListing]] = {}
+    for row in listing:
+        by_city.setdefault(row.city.id, []).append(row)
+    shown = [city for city in cities if by_city.get(city.id) or links.get(city.id)]
+    if not shown:
+        lines.append(_("No contacts yet."))
+    for city in shown:
+        lines += ["", f"<b>{esc(city.name)} ({esc(city.country)})</b>"]
+        for row in by_city.get(city.id, []):
+            c = row.contact
+            who = person_label(c.display_name, c.username) if c.telegram_user_id is not None else esc(c.display_name)
+            parts = [
+                who,
+                _("Telegram user id: {id}", id=c.telegram_user_id) if c.telegram_user_id is not None else "console",
+                _("joined {date}", date=tr.format_date(row.joined_at.date())) if row.joined_at else "",
+                _("last active {date}", date=tr.format_date(row.last_active.date())),
+                c.language,
+                _("reminders paused") if c.reminders_paused else "",
+                _("Invitation made for: {name}", name=esc(row.invitation.name))
+                if row.invitation is not None and row.invitation.name
+                else "",
+                _("Invited by {person}, a contact of the city.", person=person_label(*_name_of(row.inviter)))
+                if row.inviter is not None
+                else "",
+            ]
+            lines.append("• " + " — ".join(p for p in parts if p))
+        lines += ["  " + link_line(invitation, tr) for invitation in links.get(city.id, [])]
+    return lines
+
+
+def _name_of(contact: Contact) -> tuple[str, str | None]:
+    return contact.display_name, contact.username
+
+
+async def contacts_report(
+    storage: Storage, survey: Survey, city_query: str | None, tr: Translator, now: dt.datetime
+) -> list[str]:
+    """`contacts [City]`: each city's contacts and its links that still work."""
+    cities = [await find_one_city(storage, survey, city_query)] if city_query else await storage.list_reports(survey.id)
+    listing = await storage.contact_listing(survey.id, cities[0].id if city_query else None)
+    links = {city.id: [i for i in await storage.invitations_of(city.id) if i.live(now)] for city in cities}
+    return contact_lines(listing, links, cities, tr)
 
 
 async def find_one_city(storage: Storage, survey: Survey, query: str) -> City:
@@ -134,6 +278,8 @@ def admin_welcome(front: TelegramFrontEnd, tr: Translator) -> list[Reply]:
             + _("all reports as a spreadsheet")
             + "\n/reopen "
             + _("City — allow a submitted report to be changed again")
+            + "\n/contacts "
+            + _("[City] — who is in each city, with the links still open")
         )
     ]
 
@@ -156,12 +302,23 @@ async def chat_command(
         if name == "invite":
             parts = _split_invite(arg or "")
             if len(parts) < 2:
-                return [Reply(_("Usage: /invite City | Country | YYYY-MM (the joining month is optional)"))]
+                return [
+                    Reply(
+                        _(
+                            "Usage: /invite City | Country | YYYY-MM | Full name "
+                            "(the joining month and the name are optional)"
+                        )
+                    )
+                ]
             joined = parts[2] if len(parts) > 2 and parts[2] else None
             if joined is not None and not _is_month(joined):
                 return [Reply(_("The joining month must look like 2019-03."))]
             username = front.bot_username or "bot"
-            city, link = await invite(storage, survey, username, parts[0], parts[1], joined, now)
+            person = parts[3] if len(parts) > 3 and parts[3] else None
+            days = front.settings.invitation_days
+            city, link = await invite(
+                storage, survey, username, parts[0], parts[1], joined, now, name=person, days=days
+            )
             return [
                 Reply(
                     _(
@@ -182,6 +339,8 @@ async def chat_command(
             return [Reply(_("The report of {city} can be changed again.", city=esc(city.name)))]
         if name == "export":
             return [await front.send_export(chat_id, tr)]
+        if name == "contacts":
+            return [Reply("\n".join(await contacts_report(storage, survey, (arg or "").strip() or None, tr, now)))]
     except AdminError as exc:
         return [Reply("⚠️ " + esc(str(exc)))]
     return []

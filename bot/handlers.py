@@ -2,7 +2,10 @@
 
 Rules of this module:
 - Private chats only; the bot leaves groups and channels politely.
-- Someone without an invitation learns how to get one and nothing else.
+- Someone without an invitation learns how to get one and nothing else; so does an account that
+  opens a link meant for someone else, an expired link, or a city it was removed from.
+- A contact removed by the team sees nothing of the city from that moment: an input in flight
+  when the removal lands is dropped whole (storage refuses the save).
 - The answer is committed (inside the service) before any reply is attempted.
 - Button payloads are client input: decoded and checked, stale ones change nothing.
 - Only the newest question keeps live buttons: the previous keyboard is removed while the
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot import admin
+from bot import admin, privacy
 from bot.exports import export_reports
 from bot.inputs import command_of, message_input
 from bot.keyboards import KeyboardLedger
@@ -32,7 +37,7 @@ from bot.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
 from bot.receipt import receipt_filename, render_receipt
 from bot.service import Blocked, FileTooBig, IntakeService, Outcome
 from bot.settings import Settings
-from bot.storage import Contact, Storage, StorageUnavailable
+from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
 from conversation import callbacks
 from conversation.i18n import Translator, get_translator, pick_language
 from conversation.render import Reply, esc
@@ -41,6 +46,10 @@ from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejecte
 logger = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
+# Commands a contact runs outside the questionnaire.
+CONTACT_COMMANDS = frozenset({"reminders", "colleague", "mydata"})
+# Unused colleague links one contact may hold at a time (each is single-use and expires).
+COLLEAGUE_LINK_CAP = 5
 
 
 class TelegramFrontEnd:
@@ -78,6 +87,18 @@ class TelegramFrontEnd:
     def is_admin(self, user_id: int | None) -> bool:
         """Whether this Telegram user belongs to the coordination team."""
         return user_id is not None and user_id in self.settings.admin_ids
+
+    async def team_chats(self) -> list[tuple[int, str]]:
+        """(chat id, language) of the team's chats, only for users in the current ADMIN_IDS."""
+        return [(chat, language) for user, chat, language in await self.storage.admin_chats() if self.is_admin(user)]
+
+    async def tell_team(self, context: Context, make: Callable[[Translator], Reply]) -> None:
+        """Send every team chat a notice, in its language; a chat that cannot be reached is skipped."""
+        for chat_id, language in await self.team_chats():
+            try:
+                await send_reply(context.bot, chat_id, make(get_translator(language)))
+            except (TelegramError, Blocked) as exc:
+                logger.info("admin chat %s not notified: %s", chat_id, exc)
 
     async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> set[int]:
         """Send replies in order, retiring the previous keyboard when a new one appears; return the
@@ -192,13 +213,57 @@ class TelegramFrontEnd:
         event = message_input(message, context.bot.username)
         if cmd is not None and cmd[0] == "start":
             outcome = await self.service.begin(contact, update_id=update.update_id)
-        elif cmd is not None and cmd[0] == "reminders":
-            await self.toggle_reminders(context, contact, chat_id)
+        elif cmd is not None and cmd[0] in CONTACT_COMMANDS:
+            await self.contact_command(context, contact, chat_id, cmd[0])
             return
         else:
             outcome = await self.run(context, contact, event, update.update_id, message.message_id, (report, session))
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
+
+    async def contact_command(self, context: Context, contact: Contact, chat_id: int, name: str) -> None:
+        """/reminders, /colleague or /mydata."""
+        if name == "reminders":
+            await self.toggle_reminders(context, contact, chat_id)
+        elif name == "colleague":
+            await self.colleague_link(context, contact, chat_id)
+        else:
+            city = await self.storage.get_report(contact.report_id)
+            data = await self.storage.personal_data(contact.id)
+            reply = privacy.my_data(data, city, get_translator(contact.language), self.service.survey.contact_email)
+            await self.deliver(context, chat_id, [reply])
+
+    async def colleague_link(self, context: Context, contact: Contact, chat_id: int) -> None:
+        """/colleague: a personal, single-use link to this contact's city for one colleague."""
+        tr = get_translator(contact.language)
+        now = self.service.clock()
+        expires = now + dt.timedelta(days=self.settings.invitation_days)
+        try:
+            ((token, _id),) = await self.storage.create_invitations(
+                [(contact.report_id, None, None)],
+                now,
+                max_uses=1,
+                expires_at=expires,
+                invited_by=contact.id,
+                colleague_cap=COLLEAGUE_LINK_CAP,
+            )
+        except TooManyLinks:
+            text = tr.t(
+                "You already have {count} colleague links that nobody has used yet. "
+                "Please wait until they are used or expire.",
+                count=COLLEAGUE_LINK_CAP,
+            )
+            await self.say(context, chat_id, text)
+            return
+        city = await self.storage.get_report(contact.report_id)
+        link = admin.deep_link(self.bot_username or context.bot.username, token)
+        text = tr.t(
+            "Send this personal link to one colleague of {city}. It works for one Telegram account "
+            "and until {date}; the coordination team sees that you invited them:",
+            city=esc(city.name if city else ""),
+            date=tr.format_date(expires.date()),
+        )
+        await self.say(context, chat_id, f"{text}\n{esc(link)}")
 
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""
@@ -234,17 +299,16 @@ class TelegramFrontEnd:
             )
         except TelegramError as exc:  # the report is stored; the copy can be asked for again with /review
             logger.warning("receipt for report %s not sent: %s", contact.report_id, exc)
-        for _user_id, chat_id, language in await self.storage.admin_chats():
-            admin_tr = get_translator(language)
-            text = admin_tr.t(
-                "✅ {city} ({country}) submitted its Biennial Progress Report.",
-                city=esc(city.name),
-                country=esc(city.country),
-            )
-            try:
-                await send_reply(context.bot, chat_id, Reply(text))
-            except (TelegramError, Blocked) as exc:
-                logger.info("admin chat %s not notified: %s", chat_id, exc)
+        await self.tell_team(
+            context,
+            lambda admin_tr: Reply(
+                admin_tr.t(
+                    "✅ {city} ({country}) submitted its Biennial Progress Report.",
+                    city=esc(city.name),
+                    country=esc(city.country),
+                )
+            ),
+        )
 
     async def send_export(self, chat_id: int, tr: Translator) -> Reply:
         """Send the coordination team every report as a spreadsheet, in the chat."""
@@ -268,31 +332,46 @@ class TelegramFrontEnd:
         message = update.effective_message
         user = update.effective_user
         assert message is not None and user is not None
-        contact = await self.storage.redeem_invitation(
+        result = await self.storage.redeem(
             token,
             telegram_user_id=user.id,
             chat_id=message.chat_id,
             display_name=user.full_name,
             language=tr.language,
             now=self.service.clock(),
+            username=user.username,
         )
+        contact = result.contact
         if contact is None:
             existing = await self.storage.contact_by_telegram_user(user.id)
-            _ = tr.t
-            text = _(
-                "This invitation link is not valid (it may have been replaced or withdrawn). "
-                "Please ask the UNESCO GNLC Coordination Team for a new one: {email}",
-                email=self.service.survey.contact_email,
-            )
-            await self.say(context, message.chat_id, text)
+            await self.say(context, message.chat_id, refusal_text(result, tr, self.service.survey.contact_email))
             if existing is not None:
                 await self.deliver(context, message.chat_id, (await self.service.begin(existing)).replies)
             return
         city = await self.storage.get_report(contact.report_id)
-        if city is not None:
+        if city is not None:  # also when opened again: a crash may have come between joining and this
             await self.service.prefill(contact, city=city.name, country=city.country, joined=city.joined)
         outcome = await self.service.begin(contact)
         await self.deliver(context, message.chat_id, outcome.replies)
+        if city is not None and result.outcome is Redeemed.JOINED:
+            await self.tell_team(context, functools.partial(admin.join_notice, result, city))
+
+    async def remove_from_notice(self, context: Context, query: CallbackQuery, target: tuple[int, int]) -> None:
+        """A join notice's Remove button, pressed by a member of the team."""
+        user = query.from_user
+        tr = get_translator(pick_language(user.language_code))
+        contact_id, report_id = target
+        removed = await self.storage.remove_contact(report_id, contact_id=contact_id, now=self.service.clock())
+        message = query.message if isinstance(query.message, Message) else None
+        if removed is None:
+            await self.answer(query, tr.t("This contact was already removed."))
+        else:
+            await self.answer(query, tr.t("Removed."))
+        if message is not None:
+            done = tr.t("Removed by {person}.", person=esc(user.full_name)) if removed else ""
+            text = message.text_html + ("\n" + done if done else "")
+            if not await edit_reply(context.bot, message.chat_id, message.message_id, Reply(text)):
+                await remove_keyboard(context.bot, message.chat_id, message.message_id)
 
     async def on_edited(self, update: Update, context: Context) -> None:
         """The contact edited a message they sent: update the answer it carried."""
@@ -325,6 +404,10 @@ class TelegramFrontEnd:
             return
         tr = get_translator(self.user_language(user))
         message = query.message if isinstance(query.message, Message) else None
+        target = admin.parse_remove(query.data)
+        if target is not None and self.is_admin(user.id):
+            await self.remove_from_notice(context, query, target)
+            return
         event = callbacks.decode(query.data)
         found = await self.storage.contact_with_state(user.id)
         if event is None or found is None or message is None:
@@ -402,6 +485,12 @@ class TelegramFrontEnd:
                 await self.storage.mark_blocked(contact.id)
             return
         tr = get_translator(self.user_language(user))
+        if isinstance(error, ContactRemoved):
+            # Removed by the team while this input was on its way: nothing of it was kept.
+            logger.info("input from a removed contact dropped (chat %s)", chat_id)
+            if chat_id is not None:
+                await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+            return
         if isinstance(error, StorageUnavailable):
             logger.error("database unavailable: %s", error)
             text = tr.t("Your answer could not be saved just now. Please try again shortly.")
@@ -422,6 +511,33 @@ class TelegramFrontEnd:
             return await self.storage.contact_by_telegram_user(user_id)
         except StorageUnavailable:
             return None
+
+
+def refusal_text(result: Redemption, tr: Translator, email: str) -> str:
+    """What an account is told when a link does not let it in (nothing about the city)."""
+    _ = tr.t
+    if result.outcome is Redeemed.USED:
+        return _(
+            "This invitation link has already been used by another Telegram account: invitation links are "
+            "personal. If you need access to a report, please write to the UNESCO GNLC Coordination Team: {email}",
+            email=email,
+        )
+    if result.outcome is Redeemed.EXPIRED:
+        return _(
+            "This invitation link has expired. Please ask the UNESCO GNLC Coordination Team for a new one: {email}",
+            email=email,
+        )
+    if result.outcome is Redeemed.REMOVED:
+        return _(
+            "This Telegram account no longer has access to this report. If you think this is a mistake, "
+            "please write to the UNESCO GNLC Coordination Team: {email}",
+            email=email,
+        )
+    return _(
+        "This invitation link is not valid (it may have been replaced or withdrawn). "
+        "Please ask the UNESCO GNLC Coordination Team for a new one: {email}",
+        email=email,
+    )
 
 
 def uninvited_text(tr: Translator, email: str) -> str:

@@ -13,13 +13,14 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 TELEGRAM_FILES = "https://api.telegram.org/file/bot"
+MIN_SECRET_LENGTH = 32
 
 
 class SettingsError(Exception):
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     backup_every_hours: float = Field(default=24.0, gt=0)
     backup_keep: int = Field(default=7, ge=1)
+    invitation_days: int = Field(default=60, ge=1, le=3650)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -117,6 +119,14 @@ class Settings(BaseSettings):
         # Telegram delivers webhooks only to public HTTPS addresses.
         if value is not None and not value.startswith("https://"):
             raise ValueError("must be a public https:// URL")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Anyone who can guess the secret can post updates as any contact: demand a long one.
+        if value is not None and info.data.get("webhook_url") and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters when WEBHOOK_URL is set")
         return value
 
     @field_validator("bot_token")

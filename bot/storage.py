@@ -7,7 +7,11 @@ Rules of this module:
 - `save` writes only the difference between `before` and `after`, so contacts sharing
   one city's report never overwrite each other's answers to other questions.
 - Every change to answers, status and attachments leaves an `audit` row.
-- Invitation tokens are never stored or logged; only their sha256 is kept.
+- Invitation tokens are never stored or logged; only their sha256 is kept. A link admits at most
+  `max_uses` accounts until `expires_at` (both NULL for links made before schema v6: unlimited).
+- A removed contact keeps its row (the audit trail names it), but no look-up by Telegram user
+  returns it, and a save for it is refused whole (`ContactRemoved`).
+- Deleted rows are overwritten (`secure_delete`); a purge also empties the write-ahead log.
 - Answers and session contents are never logged (they are personal data).
 - The schema is versioned by `PRAGMA user_version`; `MIGRATIONS` only grows, and
   applied migrations are never edited.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import enum
 import hashlib
 import json
 import logging
@@ -166,6 +171,27 @@ MIGRATIONS: tuple[str, ...] = (
         message_id INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # v6: personal invitations (how many accounts may use a link, until when, for whom, invited by
+    # which contact), the accounts that used each link, and contacts the team removed. Links made
+    # before keep max_uses and expires_at NULL: any number of accounts, no expiry, as they were.
+    """
+    ALTER TABLE invitations ADD COLUMN max_uses INTEGER CHECK (max_uses IS NULL OR max_uses >= 1);
+    ALTER TABLE invitations ADD COLUMN expires_at TEXT;
+    ALTER TABLE invitations ADD COLUMN name TEXT;
+    ALTER TABLE invitations ADD COLUMN email TEXT;
+    ALTER TABLE invitations ADD COLUMN invited_by INTEGER REFERENCES contacts (id);
+    CREATE TABLE invitation_uses (
+        invitation_id INTEGER NOT NULL REFERENCES invitations (id),
+        telegram_user_id INTEGER NOT NULL,
+        used_at TEXT NOT NULL,
+        PRIMARY KEY (invitation_id, telegram_user_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE contacts ADD COLUMN username TEXT;
+    ALTER TABLE contacts ADD COLUMN invitation_id INTEGER REFERENCES invitations (id);
+    ALTER TABLE contacts ADD COLUMN joined_at TEXT;
+    ALTER TABLE contacts ADD COLUMN removed_at TEXT;
+    UPDATE contacts SET joined_at = created_at;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -186,7 +212,13 @@ _UNAVAILABLE_CODES = {
     sqlite3.SQLITE_CANTOPEN: "database file cannot be opened",
 }
 _CONTACT_COLUMNS = (
-    "id, report_id, telegram_user_id, chat_id, console_key, display_name, language, reminders_paused, blocked"
+    "id, report_id, telegram_user_id, chat_id, console_key, display_name, language, reminders_paused, blocked, username"
+)
+# Contacts the team removed keep their row (the audit trail names them) but see nothing any more.
+_ACTIVE = "removed_at IS NULL"
+_INVITATION_COLUMNS = (
+    "id, report_id, created_at, revoked_at, used_count, max_uses, expires_at, name, email, invited_by,"
+    " (SELECT count(*) FROM invitation_uses AS u WHERE u.invitation_id = invitations.id) AS uses"
 )
 _REPORT_COLUMNS = "id, survey_id, city, country, joined, status, submitted_at, languages"
 
@@ -226,6 +258,85 @@ class Contact:
     language: str
     reminders_paused: bool
     blocked: bool
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """One invitation link (its token is not stored). `max_uses`/`expires_at` None: the shared,
+    never-expiring links made before personal invitations."""
+
+    id: int
+    report_id: int
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    max_uses: int | None
+    expires_at: dt.datetime | None
+    uses: int
+    name: str | None
+    email: str | None
+    invited_by: int | None
+
+    def live(self, now: dt.datetime) -> bool:
+        """Whether a new account could still join with it."""
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or now < self.expires_at)
+            and (self.max_uses is None or self.uses < self.max_uses)
+        )
+
+
+class Redeemed(enum.Enum):
+    """What opening an invitation link did."""
+
+    JOINED = "joined"  # a new member of the city (the team is told)
+    AGAIN = "again"  # already a member of this city: nothing changes
+    UNKNOWN = "unknown"  # no such link, or withdrawn
+    EXPIRED = "expired"
+    USED = "used"  # every use of the link went to other accounts
+    REMOVED = "removed"  # this account was removed from the city after the link was made
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """The outcome of opening a link, with what the team's join notice names."""
+
+    outcome: Redeemed
+    contact: Contact | None = None
+    invitation: Invitation | None = None
+    inviter: Contact | None = None
+
+
+@dataclass(frozen=True)
+class ContactListing:
+    """One contact as the team's contact list shows them."""
+
+    contact: Contact
+    city: City
+    joined_at: dt.datetime | None
+    last_active: dt.datetime
+    invitation: Invitation | None
+    inviter: Contact | None
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What a purge erased; `orphaned_files` are content hashes no report refers to any more."""
+
+    reports: int
+    contacts: int
+    answers: int
+    audit_rows: int
+    attachments: int
+    orphaned_files: tuple[str, ...]
+
+
+class ContactRemoved(LookupError):
+    """The contact was removed from the city (or left it) while their input was being handled."""
+
+
+class TooManyLinks(Exception):
+    """A contact already has the most unused colleague links allowed."""
 
 
 ReportExport = tuple[City, dict[str, AnswerValue], tuple[Attachment, ...]]
@@ -310,29 +421,10 @@ class Storage:
         self, survey_id: str, city: str, country: str, joined: str | None, now: dt.datetime
     ) -> City:
         """Return the report of this city (case-insensitive), creating it if needed."""
-        city, country = city.strip(), country.strip()
-        if not city or not country:
-            raise ValueError("city and country must not be empty")
-        if joined is not None and not _MONTH_RE.fullmatch(joined):
-            raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
-
-        def work(db: Db) -> tuple[City, bool]:
-            rows = _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
-            for row in rows:
-                if row["city"].casefold() == city.casefold() and row["country"].casefold() == country.casefold():
-                    if joined is not None and row["joined"] is None:
-                        db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
-                        return _city(row, joined=joined), False
-                    return _city(row), False
-            cur = db.execute(
-                "INSERT INTO reports (survey_id, city, country, joined, created_at) VALUES (?, ?, ?, ?, ?)",
-                (survey_id, city, country, joined, _ts(now)),
-            )
-            created = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (_rowid(cur),))
-            assert created is not None
-            return _city(created), True
-
-        report, created = await self._run(work, write=True)
+        report, created = await self._run(
+            partial(_find_or_create, survey_id=survey_id, city=city, country=country, joined=joined, now=now),
+            write=True,
+        )
         if created:
             logger.info("created report %d for survey %s", report.id, survey_id)
         return report
@@ -401,23 +493,104 @@ class Storage:
 
     # ------------------------------------------------------------ invitations
 
-    async def create_invitation(self, report_id: int, now: dt.datetime) -> str:
-        """Create an invitation to the report and return its token (only its hash is stored)."""
-        token = secrets.token_urlsafe(32)
+    async def create_invitation(
+        self,
+        report_id: int,
+        now: dt.datetime,
+        *,
+        max_uses: int | None = None,
+        expires_at: dt.datetime | None = None,
+        name: str | None = None,
+        email: str | None = None,
+        invited_by: int | None = None,
+    ) -> str:
+        """Create an invitation to the report and return its token (only its hash is stored).
 
-        def work(db: Db) -> int:
-            _require_report(db, report_id)
-            cur = db.execute(
-                "INSERT INTO invitations (report_id, token_hash, created_at) VALUES (?, ?, ?)",
-                (report_id, _token_hash(token), _ts(now)),
-            )
-            invitation_id = _rowid(cur)
-            _audit(db, report_id, None, None, "invite", None, json.dumps({"invitation": invitation_id}), now)
-            return invitation_id
-
-        invitation_id = await self._run(work, write=True)
-        logger.info("created invitation %d for report %d", invitation_id, report_id)
+        `max_uses` accounts may join with it (None: any number), until `expires_at` (None: no end);
+        the team's policy (personal, single-use, expiring) is chosen by the callers in `bot.admin`.
+        """
+        ((token, _),) = await self.create_invitations(
+            [(report_id, name, email)], now, max_uses=max_uses, expires_at=expires_at, invited_by=invited_by
+        )
         return token
+
+    async def create_invitations(
+        self,
+        rows: list[tuple[int, str | None, str | None]],
+        now: dt.datetime,
+        *,
+        max_uses: int | None,
+        expires_at: dt.datetime | None,
+        invited_by: int | None = None,
+        colleague_cap: int | None = None,
+    ) -> list[tuple[str, int]]:
+        """Create one invitation per (report id, name, e-mail), all in one transaction; return
+        (token, invitation id) in order. `colleague_cap` refuses (TooManyLinks) when `invited_by`
+        already has that many links nobody has used yet and that still work."""
+        if max_uses is not None and max_uses < 1:
+            raise ValueError("max_uses must be at least 1")
+        tokens = [new_token() for _ in rows]
+
+        def work(db: Db) -> list[tuple[str, int]]:
+            if colleague_cap is not None and invited_by is not None:
+                open_links = [
+                    inv
+                    for inv in map(_invitation, _all(
+                        db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE invited_by = ?", (invited_by,)
+                    ))
+                    if inv.uses == 0 and inv.live(now)
+                ]  # fmt: skip
+                if len(open_links) >= colleague_cap:
+                    raise TooManyLinks(f"contact {invited_by} has {len(open_links)} unused links")
+            made: list[tuple[str, int]] = []
+            for token, (report_id, name, email) in zip(tokens, rows, strict=True):
+                _require_report(db, report_id)
+                cur = db.execute(
+                    "INSERT INTO invitations (report_id, token_hash, created_at, max_uses, expires_at, name, email,"
+                    " invited_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (report_id, _token_hash(token), _ts(now), max_uses, _ts_opt(expires_at), name, email, invited_by),
+                )
+                invitation_id = _rowid(cur)
+                _audit(db, report_id, invited_by, None, "invite", None, json.dumps({"invitation": invitation_id}), now)
+                made.append((token, invitation_id))
+            return made
+
+        made = await self._run(work, write=True)
+        for _, invitation_id in made:
+            logger.info("created invitation %d (uses %s)", invitation_id, max_uses or "any")
+        return made
+
+    async def invite_cities(
+        self,
+        survey_id: str,
+        rows: list[tuple[str, str, str | None, str | None, str | None]],
+        tokens: list[str],
+        now: dt.datetime,
+        *,
+        max_uses: int,
+        expires_at: dt.datetime,
+    ) -> list[City]:
+        """For each (city, country, joined, name, e-mail): find or create the city's report and make an
+        invitation with the given token. All in one transaction: every row, or (on any error) none."""
+        if len(rows) != len(tokens) or not all(_TOKEN_RE.fullmatch(t) for t in tokens):
+            raise ValueError("one well-formed token per row is needed")
+
+        def work(db: Db) -> list[City]:
+            cities = []
+            for token, (city, country, joined, name, email) in zip(tokens, rows, strict=True):
+                report, _ = _find_or_create(db, survey_id=survey_id, city=city, country=country, joined=joined, now=now)
+                cur = db.execute(
+                    "INSERT INTO invitations (report_id, token_hash, created_at, max_uses, expires_at, name, email)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (report.id, _token_hash(token), _ts(now), max_uses, _ts(expires_at), name, email),
+                )
+                _audit(db, report.id, None, None, "invite", None, json.dumps({"invitation": _rowid(cur)}), now)
+                cities.append(report)
+            return cities
+
+        cities = await self._run(work, write=True)
+        logger.info("created %d invitations at once", len(cities))
+        return cities
 
     async def redeem_invitation(
         self,
@@ -428,48 +601,133 @@ class Storage:
         display_name: str,
         language: str,
         now: dt.datetime,
+        username: str | None = None,
     ) -> Contact | None:
-        """Bind the Telegram user to the token's report; None if the token is unknown or revoked."""
+        """Bind the Telegram user to the token's report; None if the link does not let them in."""
+        result = await self.redeem(
+            token,
+            telegram_user_id=telegram_user_id,
+            chat_id=chat_id,
+            display_name=display_name,
+            language=language,
+            now=now,
+            username=username,
+        )
+        return result.contact
+
+    async def redeem(
+        self,
+        token: str,
+        *,
+        telegram_user_id: int,
+        chat_id: int,
+        display_name: str,
+        language: str,
+        now: dt.datetime,
+        username: str | None = None,
+    ) -> Redemption:
+        """Open an invitation link for a Telegram account.
+
+        A link binds to the accounts that use it first, up to its `max_uses`; a member of the city
+        opening one of its links changes nothing and uses nothing up; an account removed from the
+        city cannot come back through a link made before its removal.
+        """
         if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
-            return None
+            return Redemption(Redeemed.UNKNOWN)
         at = _ts(now)
 
-        def work(db: Db) -> tuple[Contact, int] | None:
-            invitation = _one(
-                db,
-                "SELECT id, report_id FROM invitations WHERE token_hash = ? AND revoked_at IS NULL",
-                (_token_hash(token),),
+        def work(db: Db) -> Redemption:
+            row = _one(db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE token_hash = ?", (_token_hash(token),))
+            if row is None or row["revoked_at"] is not None:
+                return Redemption(Redeemed.UNKNOWN)
+            invitation = _invitation(row)
+            report_id = invitation.report_id
+            existing = _one(
+                db, "SELECT id, report_id, removed_at FROM contacts WHERE telegram_user_id = ?", (telegram_user_id,)
             )
-            if invitation is None:
-                return None
-            invitation_id, report_id = int(invitation["id"]), int(invitation["report_id"])
-            db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation_id,))
-            existing = _one(db, "SELECT id, report_id FROM contacts WHERE telegram_user_id = ?", (telegram_user_id,))
+            used_before = (
+                _one(
+                    db,
+                    "SELECT 1 FROM invitation_uses WHERE invitation_id = ? AND telegram_user_id = ?",
+                    (invitation.id, telegram_user_id),
+                )
+                is not None
+            )
+            if existing is not None and int(existing["report_id"]) == report_id:
+                removed = _parse_ts(existing["removed_at"])
+                if removed is not None and (used_before or invitation.created_at <= removed):
+                    return Redemption(Redeemed.REMOVED, invitation=invitation)
+                if removed is None:
+                    db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation.id,))
+                    db.execute(
+                        "UPDATE contacts SET chat_id = ?, blocked = 0, updated_at = ? WHERE id = ?",
+                        (chat_id, at, existing["id"]),
+                    )
+                    return Redemption(Redeemed.AGAIN, _contact_by_id(db, int(existing["id"])), invitation)
+            if not used_before:
+                if invitation.expires_at is not None and now >= invitation.expires_at:
+                    return Redemption(Redeemed.EXPIRED, invitation=invitation)
+                if invitation.max_uses is not None and invitation.uses >= invitation.max_uses:
+                    return Redemption(Redeemed.USED, invitation=invitation)
+                db.execute(
+                    "INSERT INTO invitation_uses (invitation_id, telegram_user_id, used_at) VALUES (?, ?, ?)",
+                    (invitation.id, telegram_user_id, at),
+                )
+            db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation.id,))
             if existing is None:
                 cur = db.execute(
-                    "INSERT INTO contacts (report_id, telegram_user_id, chat_id, display_name, language,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (report_id, telegram_user_id, chat_id, display_name, language, at, at),
+                    "INSERT INTO contacts (report_id, telegram_user_id, chat_id, display_name, language, username,"
+                    " invitation_id, created_at, updated_at, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (report_id, telegram_user_id, chat_id, display_name, language, username, invitation.id, at, at, at),
                 )
                 contact_id = _rowid(cur)
             else:
                 contact_id = int(existing["id"])
-                # A different city's report: the old place in the questionnaire no longer applies.
-                reset = int(existing["report_id"]) != report_id
+                # Another city (or back after a removal): the old place in the questionnaire no longer
+                # applies, and the messages that carried answers elsewhere map to nothing here.
                 db.execute(
-                    "UPDATE contacts SET report_id = ?, chat_id = ?, display_name = ?, blocked = 0, updated_at = ?,"
-                    " session_json = CASE WHEN ? THEN NULL ELSE session_json END WHERE id = ?",
-                    (report_id, chat_id, display_name, at, reset, contact_id),
+                    "UPDATE contacts SET report_id = ?, chat_id = ?, display_name = ?, username = ?, blocked = 0,"
+                    " updated_at = ?, joined_at = ?, invitation_id = ?, removed_at = NULL, session_json = NULL"
+                    " WHERE id = ?",
+                    (report_id, chat_id, display_name, username, at, at, invitation.id, contact_id),
                 )
-            _audit(db, report_id, contact_id, None, "join", None, json.dumps({"invitation": invitation_id}), now)
-            return _contact_by_id(db, contact_id), invitation_id
+                db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact_id,))
+            _audit(db, report_id, contact_id, None, "join", None, json.dumps({"invitation": invitation.id}), now)
+            inviter = None if invitation.invited_by is None else _contact_by_id(db, invitation.invited_by)
+            return Redemption(Redeemed.JOINED, _contact_by_id(db, contact_id), invitation, inviter)
 
-        redeemed = await self._run(work, write=True)
-        if redeemed is None:
-            return None
-        contact, invitation_id = redeemed
-        logger.info("contact %d joined report %d by invitation %d", contact.id, contact.report_id, invitation_id)
-        return contact
+        result = await self._run(work, write=True)
+        if result.outcome is Redeemed.JOINED:
+            assert result.contact is not None and result.invitation is not None
+            logger.info(
+                "contact %d joined report %d by invitation %d",
+                result.contact.id,
+                result.contact.report_id,
+                result.invitation.id,
+            )
+        elif result.outcome is not Redeemed.AGAIN and result.invitation is not None:
+            logger.info("invitation %d refused to an account: %s", result.invitation.id, result.outcome.value)
+        return result
+
+    async def invitations_of(self, report_id: int) -> list[Invitation]:
+        """Every invitation of the report, oldest first."""
+        rows = await self._run(
+            lambda db: _all(
+                db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE report_id = ? ORDER BY id", (report_id,)
+            ),
+            write=False,
+        )
+        return [_invitation(row) for row in rows]
+
+    async def invited_emails(self, report_id: int) -> set[str]:
+        """The e-mail addresses (case-folded) the report's links were made for."""
+        rows = await self._run(
+            lambda db: _all(
+                db, "SELECT email FROM invitations WHERE report_id = ? AND email IS NOT NULL", (report_id,)
+            ),
+            write=False,
+        )
+        return {str(row["email"]).casefold() for row in rows}
 
     async def revoke_invitation(self, token: str, *, now: dt.datetime | None = None) -> bool:
         """Revoke one invitation; False if the token is unknown or already revoked."""
@@ -574,7 +832,9 @@ class Storage:
         """Return the report's contacts, oldest first."""
         rows = await self._run(
             lambda db: _all(
-                db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE report_id = ? ORDER BY id", (report_id,)
+                db,
+                f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE report_id = ? AND {_ACTIVE} ORDER BY id",
+                (report_id,),
             ),
             write=False,
         )
@@ -582,8 +842,176 @@ class Storage:
 
     async def all_contacts(self) -> list[Contact]:
         """Return every contact, oldest first."""
-        rows = await self._run(lambda db: _all(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts ORDER BY id"), write=False)
+        rows = await self._run(
+            lambda db: _all(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE {_ACTIVE} ORDER BY id"), write=False
+        )
         return [_contact(row) for row in rows]
+
+    async def contact_listing(self, survey_id: str, report_id: int | None = None) -> list[ContactListing]:
+        """The current contacts of every city (or one), by city then joining order, for the team."""
+
+        def work(db: Db) -> list[ContactListing]:
+            where = "r.survey_id = ? AND c.removed_at IS NULL" + (" AND r.id = ?" if report_id is not None else "")
+            params: tuple[Any, ...] = (survey_id,) if report_id is None else (survey_id, report_id)
+            columns = ", ".join(f"c.{name.strip()}" for name in _CONTACT_COLUMNS.split(","))
+            rows = _all(
+                db,
+                f"SELECT {columns}, c.joined_at, c.updated_at, c.invitation_id FROM contacts AS c"
+                f" JOIN reports AS r ON r.id = c.report_id WHERE {where}"
+                " ORDER BY r.city COLLATE NOCASE, r.country COLLATE NOCASE, c.id",
+                params,
+            )
+            listing: list[ContactListing] = []
+            for row in rows:
+                contact = _contact(row)
+                city_row = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (contact.report_id,))
+                assert city_row is not None
+                invitation = None
+                inviter = None
+                if row["invitation_id"] is not None:
+                    inv_row = _one(
+                        db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE id = ?", (row["invitation_id"],)
+                    )
+                    invitation = None if inv_row is None else _invitation(inv_row)
+                    if invitation is not None and invitation.invited_by is not None:
+                        inviter = _contact_by_id(db, invitation.invited_by)
+                updated = _parse_ts(row["updated_at"])
+                assert updated is not None
+                listing.append(
+                    ContactListing(contact, _city(city_row), _parse_ts(row["joined_at"]), updated, invitation, inviter)
+                )
+            return listing
+
+        return await self._run(work, write=False)
+
+    async def remove_contact(
+        self, report_id: int, *, telegram_user_id: int | None = None, contact_id: int | None = None, now: dt.datetime
+    ) -> Contact | None:
+        """Take a contact out of the city: from now on the account sees nothing of it. Their answers
+        stay, attributed in the audit trail; the records of which message carried which answer go.
+        None if no current contact of the report matches."""
+        if (telegram_user_id is None) == (contact_id is None):
+            raise ValueError("give exactly one of telegram_user_id and contact_id")
+
+        def work(db: Db) -> Contact | None:
+            column, value = ("telegram_user_id", telegram_user_id) if contact_id is None else ("id", contact_id)
+            row = _one(
+                db,
+                f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE {column} = ? AND report_id = ? AND {_ACTIVE}",
+                (value, report_id),
+            )
+            if row is None:
+                return None
+            contact = _contact(row)
+            db.execute(
+                "UPDATE contacts SET removed_at = ?, session_json = NULL, updated_at = ? WHERE id = ?",
+                (_ts(now), _ts(now), contact.id),
+            )
+            db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact.id,))
+            _audit(db, report_id, contact.id, None, "remove", json.dumps({"contact": contact.id}), None, now)
+            return contact
+
+        removed = await self._run(work, write=True)
+        if removed is not None:
+            logger.info("contact %d removed from report %d", removed.id, report_id)
+        return removed
+
+    async def personal_data(self, contact_id: int) -> dict[str, Any]:
+        """What is stored about one contact (for /mydata): their own fields and what they gave."""
+
+        def work(db: Db) -> dict[str, Any]:
+            row = _one(
+                db,
+                "SELECT telegram_user_id, chat_id, display_name, username, language, reminders_paused, joined_at,"
+                " updated_at, invitation_id, report_id FROM contacts WHERE id = ?",
+                (contact_id,),
+            )
+            if row is None:
+                raise LookupError(f"no contact with id {contact_id}")
+            data: dict[str, Any] = dict(row)
+            invitation = None
+            if row["invitation_id"] is not None:
+                invitation = _one(db, "SELECT name, email FROM invitations WHERE id = ?", (row["invitation_id"],))
+            data["invitation_name"] = None if invitation is None else invitation["name"]
+            data["invitation_email"] = None if invitation is None else invitation["email"]
+            data["answers"] = _scalar_args(db, "SELECT count(*) FROM answers WHERE updated_by = ?", contact_id)
+            data["audit_rows"] = _scalar_args(db, "SELECT count(*) FROM audit WHERE contact_id = ?", contact_id)
+            data["files"] = _scalar_args(db, "SELECT count(*) FROM attachments WHERE uploaded_by = ?", contact_id)
+            data["messages"] = _scalar_args(db, "SELECT count(*) FROM answer_messages WHERE contact_id = ?", contact_id)
+            data["reminders"] = _scalar_args(db, "SELECT count(*) FROM reminders_sent WHERE contact_id = ?", contact_id)
+            return data
+
+        return await self._run(work, write=False)
+
+    async def purge(self, report_ids: Iterable[int]) -> Purged:
+        """Erase these reports and everything about them: answers, audit rows, attachments, contacts
+        (with their per-message records, reminders and kept updates), invitations. Returns the
+        content hashes of files no other report refers to, for the caller to delete."""
+        ids = sorted(set(report_ids))
+
+        def work(db: Db) -> Purged:
+            counts = [0, 0, 0, 0, 0]
+            shas: set[str] = set()
+            for report_id in ids:
+                contacts = [int(r["id"]) for r in _all(db, "SELECT id FROM contacts WHERE report_id = ?", (report_id,))]
+                users = {
+                    int(r["telegram_user_id"])
+                    for r in _all(db, "SELECT telegram_user_id FROM contacts WHERE report_id = ?", (report_id,))
+                    if r["telegram_user_id"] is not None
+                }
+                chats = {
+                    int(r["chat_id"])
+                    for r in _all(db, "SELECT chat_id FROM contacts WHERE report_id = ?", (report_id,))
+                    if r["chat_id"] is not None
+                }
+                shas |= {str(r["sha256"]) for r in _all(db, "SELECT sha256 FROM attachments WHERE report_id = ?",
+                                                        (report_id,))}  # fmt: skip
+                counts[2] += db.execute("DELETE FROM answers WHERE report_id = ?", (report_id,)).rowcount
+                counts[3] += db.execute("DELETE FROM audit WHERE report_id = ?", (report_id,)).rowcount
+                counts[4] += db.execute("DELETE FROM attachments WHERE report_id = ?", (report_id,)).rowcount
+                invitations = [(r["id"],) for r in _all(db, "SELECT id FROM invitations WHERE report_id = ?",
+                                                        (report_id,))]  # fmt: skip
+                db.executemany("DELETE FROM invitation_uses WHERE invitation_id = ?", invitations)
+                for contact_id in contacts:
+                    # What these people did in other cities stays, no longer naming them.
+                    for table, column in (("answers", "updated_by"), ("audit", "contact_id"),
+                                          ("attachments", "uploaded_by"), ("invitations", "invited_by")):  # fmt: skip
+                        db.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ?", (contact_id,))
+                    db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact_id,))
+                    db.execute("DELETE FROM reminders_sent WHERE contact_id = ?", (contact_id,))
+                db.execute("UPDATE contacts SET invitation_id = NULL WHERE invitation_id IN"
+                           " (SELECT id FROM invitations WHERE report_id = ?)", (report_id,))  # fmt: skip
+                counts[1] += db.execute("DELETE FROM contacts WHERE report_id = ?", (report_id,)).rowcount
+                db.execute("DELETE FROM invitations WHERE report_id = ?", (report_id,))
+                db.executemany("DELETE FROM keyboards WHERE chat_id = ?", [(c,) for c in chats])
+                _forget_inbox_of(db, users)
+                counts[0] += db.execute("DELETE FROM reports WHERE id = ?", (report_id,)).rowcount
+            orphaned = tuple(
+                sorted(sha for sha in shas if _one(db, "SELECT 1 FROM attachments WHERE sha256 = ?", (sha,)) is None)
+            )
+            reports, contacts_, answers, audit_rows, attachments = counts
+            return Purged(reports, contacts_, answers, audit_rows, attachments, orphaned_files=orphaned)
+
+        purged = await self._run(work, write=True)
+        await self.checkpoint()
+        logger.info("purged %d report(s), %d contact(s)", purged.reports, purged.contacts)
+        return purged
+
+    async def reports_submitted_before(self, survey_id: str, moment: dt.datetime) -> list[City]:
+        """The reports submitted before this time."""
+        return [
+            city
+            for city in await self.list_reports(survey_id)
+            if city.submitted_at is not None and city.submitted_at < moment
+        ]
+
+    async def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and empty it, so erased rows linger in neither."""
+        async with self._lock:
+            db = self._db
+            if db is None:
+                raise RuntimeError("storage is closed")
+            await _on_thread(db, lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
 
     async def set_contact_language(self, contact_id: int, lang: str) -> None:
         """Set the contact's language (also in their saved session)."""
@@ -820,7 +1248,7 @@ class Storage:
                 f"SELECT {columns} FROM contacts AS c JOIN reports AS r ON r.id = c.report_id"
                 " LEFT JOIN reminders_sent AS s ON s.contact_id = c.id AND s.reminder_key = ?"
                 " WHERE r.survey_id = ? AND r.status = 'open' AND c.chat_id IS NOT NULL"
-                " AND c.blocked = 0 AND c.reminders_paused = 0 AND s.contact_id IS NULL"
+                " AND c.blocked = 0 AND c.reminders_paused = 0 AND c.removed_at IS NULL AND s.contact_id IS NULL"
                 " ORDER BY c.report_id, c.id",
                 (key, survey_id),
             ),
@@ -974,6 +1402,8 @@ def _prepare(db: Db, *, path: Path) -> None:
         logger.warning("database %s: journal_mode is %s, not wal", path, mode)
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows (purged reports, replaced answers) are overwritten, not left readable in free pages.
+    db.execute("PRAGMA secure_delete = ON")
     _migrate(db, path)
 
 
@@ -1037,11 +1467,12 @@ def _save(
     if status_changed:
         _write_status(db, report_id, contact.id, after, now)
     cur = db.execute(
-        "UPDATE contacts SET session_json = ?, language = ?, updated_at = ? WHERE id = ?",
-        (session.model_dump_json(), session.language, at, contact.id),
+        "UPDATE contacts SET session_json = ?, language = ?, updated_at = ?"
+        f" WHERE id = ? AND report_id = ? AND {_ACTIVE}",
+        (session.model_dump_json(), session.language, at, contact.id, report_id),
     )
-    if cur.rowcount != 1:
-        raise LookupError(f"no contact with id {contact.id}")
+    if cur.rowcount != 1:  # removed (or moved) since the update was read: nothing of this save is kept
+        raise ContactRemoved(f"contact {contact.id} is no longer a member of report {report_id}")
     if answered:
         _add_language(db, report_id, session.language)
     if update_id is not None:
@@ -1172,6 +1603,75 @@ def _scalar(db: Db, sql: str) -> Any:
     return None if row is None else row[0]
 
 
+def new_token() -> str:
+    """A fresh invitation token (43 URL-safe characters; only its sha256 is ever stored).
+
+    Never starting with "-", so that `revoke --token T` cannot be mistaken for an option."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
+
+
+def _find_or_create(
+    db: Db, *, survey_id: str, city: str, country: str, joined: str | None, now: dt.datetime
+) -> tuple[City, bool]:
+    """The report of this city (any case), created if needed; and whether it was created."""
+    city, country = city.strip(), country.strip()
+    if not city or not country:
+        raise ValueError("city and country must not be empty")
+    if joined is not None and not _MONTH_RE.fullmatch(joined):
+        raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
+    rows = _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
+    for row in rows:
+        if row["city"].casefold() == city.casefold() and row["country"].casefold() == country.casefold():
+            if joined is not None and row["joined"] is None:
+                db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
+                return _city(row, joined=joined), False
+            return _city(row), False
+    cur = db.execute(
+        "INSERT INTO reports (survey_id, city, country, joined, created_at) VALUES (?, ?, ?, ?, ?)",
+        (survey_id, city, country, joined, _ts(now)),
+    )
+    created = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (_rowid(cur),))
+    assert created is not None
+    return _city(created), True
+
+
+def _scalar_args(db: Db, sql: str, *params: Any) -> int:
+    """Return the first column of the first row of a query with parameters, as an int."""
+    row = _one(db, sql, params)
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _forget_inbox_of(db: Db, users: set[int]) -> None:
+    """Drop the kept updates sent by these Telegram users."""
+    if not users:
+        return
+    doomed = []
+    for row in _all(db, "SELECT update_id, payload FROM inbox"):
+        try:
+            payload = json.loads(row["payload"])
+        except ValueError:
+            continue
+        if _senders(payload) & users:
+            doomed.append((row["update_id"],))
+    db.executemany("DELETE FROM inbox WHERE update_id = ?", doomed)
+
+
+def _senders(value: Any) -> set[int]:
+    """Every user id under a "from" key of an update's JSON."""
+    found: set[int] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "from" and isinstance(item, dict) and isinstance(item.get("id"), int):
+                found.add(item["id"])
+            found |= _senders(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _senders(item)
+    return found
+
+
 def _handled(db: Db, update_ids: list[int]) -> set[int]:
     """Which of these updates already had their changes committed."""
     marks = ",".join("?" * len(update_ids))
@@ -1194,7 +1694,7 @@ def _require_report(db: Db, report_id: int) -> None:
 
 def _contact_of_user(db: Db, user_id: int) -> Contact | None:
     """Return the contact bound to this Telegram user, or None."""
-    row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ?", (user_id,))
+    row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ? AND {_ACTIVE}", (user_id,))
     return None if row is None else _contact(row)
 
 
@@ -1305,6 +1805,25 @@ def _contact(row: sqlite3.Row) -> Contact:
         language=str(row["language"]),
         reminders_paused=bool(row["reminders_paused"]),
         blocked=bool(row["blocked"]),
+        username=row["username"],
+    )
+
+
+def _invitation(row: sqlite3.Row) -> Invitation:
+    """Build an Invitation from an invitations row (selected with `_INVITATION_COLUMNS`)."""
+    created = _parse_ts(row["created_at"])
+    assert created is not None
+    return Invitation(
+        id=int(row["id"]),
+        report_id=int(row["report_id"]),
+        created_at=created,
+        revoked_at=_parse_ts(row["revoked_at"]),
+        max_uses=row["max_uses"],
+        expires_at=_parse_ts(row["expires_at"]),
+        uses=int(row["uses"]),
+        name=row["name"],
+        email=row["email"],
+        invited_by=row["invited_by"],
     )
 
 

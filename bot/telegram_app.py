@@ -110,6 +110,8 @@ def command_menu(language: str) -> list[BotCommand]:
         BotCommand("submit", _("send the finished report")),
         BotCommand("language", _("change the language")),
         BotCommand("reminders", _("pause or resume deadline reminders")),
+        BotCommand("colleague", _("invite a colleague of your city")),
+        BotCommand("mydata", _("what is stored about you")),
     ]
 
 

@@ -514,6 +514,8 @@ class Renderer:
             "/files — " + _("your supporting files"),
             "/submit — " + _("send the finished report"),
             "/language — " + _("change the language"),
+            "/colleague — " + _("invite a colleague of your city"),
+            "/mydata — " + _("what is stored about you"),
             "",
             _("Questions? Write to {email}.", email=self.survey.contact_email),
         ]

@@ -279,7 +279,7 @@ async def test_webhook_checks_the_secret_token_and_keeps_updates_before_acknowle
         api.shutdown()
 
 
-@pytest.mark.parametrize("secret", ["s3cret", None])
+@pytest.mark.parametrize("secret", ["s3cret-with-at-least-32-characters", None])
 def test_run_command_serves_the_webhook(tmp_path: Path, secret: str | None) -> None:
     """`python -m bot run` with WEBHOOK_URL: setWebhook with a secret, updates POSTed to /telegram."""
     api = FakeBotAPI().start()
