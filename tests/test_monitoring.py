@@ -30,7 +30,7 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.telegram_harness import SURVEY, running_bot
 from tests.test_startup_failures import free_port
 
-SECRET = {"X-Telegram-Bot-Api-Secret-Token": "hook-secret"}
+SECRET = {"X-Telegram-Bot-Api-Secret-Token": "hook-secret-of-at-least-thirty-two-characters"}
 
 
 def scrape(text: str) -> dict[str, float]:

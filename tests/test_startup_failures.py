@@ -177,9 +177,9 @@ def test_the_webhook_port_in_use_is_one_line(api: FakeBotAPI, tmp_path: Path) ->
             WEBHOOK_URL="https://bot.example.org",
             WEBHOOK_LISTEN="127.0.0.1",
             WEBHOOK_PORT=str(port),
-            WEBHOOK_SECRET="hook-secret-value",
+            WEBHOOK_SECRET="hook-secret-value-of-at-least-32-chars",
         )
-    line = one_line(result, api.token, "hook-secret-value")
+    line = one_line(result, api.token, "hook-secret-value-of-at-least-32-chars")
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port} for the webhook (WEBHOOK_PORT)")
 
 
