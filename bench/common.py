@@ -622,14 +622,23 @@ def drive(
     *,
     in_flight: int | None = None,
     timeout: float = 60.0,
+    think: tuple[float, float] | None = None,
+    rng: random.Random | None = None,
 ) -> Drive:
     """Each user sends its texts in order, the next one when the reply to the previous arrived
     (one sendMessage per answer); at most `in_flight` users at once (None: all of them), taken in
-    the order of `scripts`. Runs in this thread; the fake's server threads do the rest."""
+    the order of `scripts`. With `think` = (low, high), a user reads the reply and types for a
+    uniformly random number of seconds in that range before sending the next text (human pace;
+    the first texts are spread over the same range). Runs in this thread; the fake's server
+    threads do the rest."""
+    import heapq
+
     api.drain()
+    rng = rng or random.Random(0)
     waiting = list(scripts)
     waiting.reverse()
     active: dict[int, tuple[int, float]] = {}
+    due: list[tuple[float, int, int]] = []  # (monotonic time to send, user, index) when pacing
     replies: dict[int, list[SentMessage]] = {user: [] for user in scripts}
     latencies: list[float] = []
     strays: list[SentMessage] = []
@@ -637,20 +646,40 @@ def drive(
     started = time.time()
     first = True
 
-    def begin(user: int) -> None:
+    def send(user: int, index: int) -> None:
         nonlocal started, first
-        at = api.send_answer(user, scripts[user][0])
+        at = api.send_answer(user, scripts[user][index])
         if first:
             started, first = at, False
-        active[user] = (0, at)
+        active[user] = (index, at)
+
+    def later(user: int, index: int) -> None:
+        if think is None:
+            send(user, index)
+        else:
+            active[user] = (index, math.inf)  # reading and typing: no reply is awaited yet
+            heapq.heappush(due, (time.monotonic() + rng.uniform(*think), user, index))
 
     while waiting and len(active) < limit:
-        begin(waiting.pop())
+        later(waiting.pop(), 0)
     finished = started
+    deadline = time.monotonic() + timeout
     while active:
-        message = api.next_sent(timeout)
+        while due and due[0][0] <= time.monotonic():
+            _, user, index = heapq.heappop(due)
+            send(user, index)
+        wait = deadline - time.monotonic()
+        if due:
+            wait = min(wait, max(0.0, due[0][0] - time.monotonic()))
+        try:
+            message = api.next_sent(max(wait, 0.001))
+        except TimeoutError:
+            if due or time.monotonic() < deadline:
+                continue
+            raise
+        deadline = time.monotonic() + timeout
         state = active.get(message.chat_id)
-        if state is None:
+        if state is None or state[1] == math.inf:
             strays.append(message)
             continue
         index, sent_at = state
@@ -658,11 +687,11 @@ def drive(
         replies[message.chat_id].append(message)
         finished = max(finished, message.at)
         if index + 1 < len(scripts[message.chat_id]):
-            active[message.chat_id] = (index + 1, api.send_answer(message.chat_id, scripts[message.chat_id][index + 1]))
+            later(message.chat_id, index + 1)
         else:
             del active[message.chat_id]
             if waiting:
-                begin(waiting.pop())
+                later(waiting.pop(), 0)
     return Drive(started, finished, latencies, replies, strays)
 
 

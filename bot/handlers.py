@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejecte
 logger = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
+UNINVITED_QUIET = 300.0  # seconds: someone without an invitation gets at most one reply in this time
 
 
 class TelegramFrontEnd:
@@ -60,6 +62,8 @@ class TelegramFrontEnd:
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+        # Telegram user id -> monotonic time of the last reply to someone without an invitation.
+        self.uninvited_replied: dict[int, float] = {}
 
     async def close(self) -> None:
         """Write what must outlive this run (the live keyboards)."""
@@ -95,7 +99,7 @@ class TelegramFrontEnd:
                     if old is not None:
                         # Started once the reply's request is on its way (the contact waits for the
                         # reply, not for this), and awaited below, so it overlaps the reply's round trip.
-                        retiring[old] = asyncio.create_task(remove_keyboard(bot, chat_id, old))
+                        retiring[old] = asyncio.create_task(self.retire_keyboard(bot, chat_id, old))
                 sent = await sending
                 if reply.request_contact_label:
                     self.contact_keyboards.add(chat_id)
@@ -105,6 +109,16 @@ class TelegramFrontEnd:
             if retiring:
                 await asyncio.gather(*retiring.values(), return_exceptions=True)
         return set(retiring)
+
+    async def retire_keyboard(self, bot: Any, chat_id: int, message_id: int) -> None:
+        """Remove a message's keyboard once the database knows it is gone, so a replay after a crash
+        never asks Telegram to remove it again (Telegram refuses: the message is not modified)."""
+        try:
+            await self.keyboards.forget_now(chat_id)
+        except StorageUnavailable as exc:
+            logger.warning("keyboard of chat %s not retired (%s)", chat_id, exc)
+            return
+        await remove_keyboard(bot, chat_id, message_id)
 
     async def _language_of(self, chat_id: int) -> str:
         """The language of the contact in this private chat (English if unknown)."""
@@ -146,8 +160,8 @@ class TelegramFrontEnd:
         if update.update_id not in self.replays:
             return False
         show = self.replays.pop(update.update_id)
-        if update.callback_query is not None:
-            await self.answer(update.callback_query, None)
+        # A replayed button press is not answered: it was answered before the crash, or its query
+        # has expired since; Telegram refuses both.
         if show:
             await self.deliver(context, chat_id, (await self.service.where(contact)).replies)
         return True
@@ -178,7 +192,8 @@ class TelegramFrontEnd:
             if self.is_admin(user.id):
                 await self.deliver(context, chat_id, admin.admin_welcome(self, tr))
                 return
-            await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+            if self.may_answer_uninvited(user.id):
+                await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
             return
         contact, report, session = found
         if contact.blocked or contact.chat_id != chat_id:
@@ -195,6 +210,36 @@ class TelegramFrontEnd:
             outcome = await self.run(context, contact, event, update.update_id, message.message_id, (report, session))
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
+
+    def may_answer_uninvited(self, user_id: int) -> bool:
+        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
+        so a stranger's flood costs one message, not one per message."""
+        now = time.monotonic()
+        last = self.uninvited_replied.get(user_id)
+        if last is not None and now - last < UNINVITED_QUIET:
+            return False
+        if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
+            self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
+        self.uninvited_replied[user_id] = now
+        return True
+
+    async def on_backlog_overflow(self, update: Update) -> None:
+        """A chat sent more updates at once than it may queue: tell an invited contact, once, that the
+        extra ones were not taken (someone without an invitation is not answered again)."""
+        chat = update.effective_chat
+        user = update.effective_user
+        if chat is None or user is None or chat.type != ChatType.PRIVATE:
+            return
+        contact = await self.storage.contact_by_telegram_user(user.id)
+        if contact is None:
+            return
+        _ = get_translator(contact.language).t
+        text = _(
+            "You sent many messages at once. I took the first ones in order, but not the rest. "
+            "Please check with /review and send again what is missing, one message at a time."
+        )
+        assert self.application is not None
+        await send_reply(self.application.bot, chat.id, Reply(text))
 
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""
