@@ -129,6 +129,11 @@ def main() -> int:
                 )
                 f_replies = [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == f_user]
                 throttled = api.stats["rate_limited"]
+                refused_to_a = [
+                    f"{r.error}: {str(r.params.get('text', ''))[:50]!r}"
+                    for r in api.calls_to("sendMessage")
+                    if r.int_param("chat_id") == a_user and r.ok is False
+                ]
         finally:
             api.shutdown()
 
@@ -173,6 +178,7 @@ def main() -> int:
         "fake: 1 message/s per chat, 30/s in all (429 with retry_after); A answers 1.2-1.8 s after each reply",
         "round trip = A's update enqueued -> the bot's reply reaching the fake; idle is the baseline column",
     ]
+    notes += [f"refused reply to A: {line}" for line in refused_to_a[:5]]
     notes += [f"bot log: {line}" for line in errors[:5]]
     return 0 if print_table("flood", rows, notes, columns=("ours", "idle")) else 1
 
