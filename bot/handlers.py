@@ -230,16 +230,19 @@ class TelegramFrontEnd:
         user = update.effective_user
         if chat is None or user is None or chat.type != ChatType.PRIVATE:
             return
-        contact = await self.storage.contact_by_telegram_user(user.id)
-        if contact is None:
-            return
-        _ = get_translator(contact.language).t
-        text = _(
-            "You sent many messages at once. I took the first ones in order, but not the rest. "
-            "Please check with /review and send again what is missing, one message at a time."
-        )
-        assert self.application is not None
-        await send_reply(self.application.bot, chat.id, Reply(text))
+        try:
+            contact = await self.storage.contact_by_telegram_user(user.id)
+            if contact is None:
+                return
+            _ = get_translator(contact.language).t
+            text = _(
+                "You sent many messages at once. I took the first ones in order, but not the rest. "
+                "Please check with /review and send again what is missing, one message at a time."
+            )
+            assert self.application is not None
+            await send_reply(self.application.bot, chat.id, Reply(text))
+        except (TelegramError, Blocked, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
+            logger.warning("backlog notice to chat %s not sent: %s", chat.id, exc)
 
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""
