@@ -138,21 +138,28 @@ def main() -> int:
 
     rows: list[Row] = []
     for count, each in ROUNDS:
-        ours, echo = ms(count, "ours"), ms(count, "echo")
+        ours_ms, echo_ms = ms(count, "ours"), ms(count, "echo")
         rows += [
-            Row(f"{count} contacts: round trip median, ms", median(ours), median(echo), "ms", limit=1.15, decimals=1),
+            Row(
+                f"{count} contacts: round trip median, ms",
+                median(ours_ms),
+                median(echo_ms),
+                "ms",
+                limit=1.15,
+                decimals=1,
+            ),
             Row(
                 f"{count} contacts: round trip p99, ms",
-                percentile(ours, 99),
-                percentile(echo, 99),
+                percentile(ours_ms, 99),
+                percentile(echo_ms, 99),
                 "ms",
                 limit=1.3,
                 decimals=1,
             ),
             Row(
                 f"{count} contacts: round trip mean, ms",
-                statistics.fmean(ours),
-                statistics.fmean(echo),
+                statistics.fmean(ours_ms),
+                statistics.fmean(echo_ms),
                 "ms",
                 decimals=1,
             ),
@@ -179,8 +186,8 @@ def main() -> int:
             ),
             Row(
                 f"{count} contacts: answers replied",
-                len(ours),
-                len(echo),
+                len(ours_ms),
+                len(echo_ms),
                 decimals=0,
                 limit=count * each,
                 absolute=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import threading
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,20 @@ def _all_calls(api: FakeBotAPI, mark: int) -> list[Any]:
     return [r for method in methods for r in api.calls_to(method, since=mark)]
 
 
+def press_handled(api: FakeBotAPI, mark: int) -> bool:
+    """The press was answered, its keyboard retired, and the next question sent."""
+    return bool(
+        api.calls_to("answerCallbackQuery", since=mark)
+        and api.calls_to("editMessageReplyMarkup", since=mark)
+        and api.messages_since(mark, USER)
+    )
+
+
 async def test_sigkill_during_a_file_download_loses_no_file(tmp_path: Path) -> None:
     token, report_id = await invitation(tmp_path)
-    with HeldDownloads() as api:
+    api = HeldDownloads()
+    api.start()
+    try:
         bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
         try:
             await bot.start()
@@ -96,6 +108,8 @@ async def test_sigkill_during_a_file_download_loses_no_file(tmp_path: Path) -> N
         finally:
             api.release.set()
             await bot.close()
+    finally:
+        api.shutdown()
     async with await Storage.open(tmp_path / "gnlc.sqlite3") as storage:
         (stored,) = await storage.attachments(report_id)
     assert stored.name == "festival.pdf" and stored.size == len(content)
@@ -121,14 +135,7 @@ async def test_a_replayed_button_press_makes_no_call_telegram_would_refuse(tmp_p
                 mark = api.mark()
                 api.press(USER, intro.message_id, button_text=label)
                 # Handled: answered, the next question sent, the pressed keyboard retired ...
-                await api.async_wait_until(
-                    lambda m=mark: (
-                        api.calls_to("answerCallbackQuery", since=m)
-                        and api.calls_to("editMessageReplyMarkup", since=m)
-                        and api.messages_since(m, USER)
-                    ),
-                    WAIT,
-                )
+                await api.async_wait_until(functools.partial(press_handled, api, mark), WAIT)
                 await bot.kill()  # ... and killed before the finished update leaves the inbox (1 s)
                 restart = api.mark()
                 await bot.start()

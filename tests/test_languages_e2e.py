@@ -288,12 +288,17 @@ class TelegramRespondent:
     async def settle(self, mark: int) -> None:
         """Wait until the bot has answered the last action (a keyboard, a saved file, the thank-you)."""
         thanks = self.respondent.label(SUBMITTED)
+        phone = next(q for q in SURVEY.questions if q.kind == Kind.PHONE)
+        phone_text = self.respondent.tr.gettext(phone.text).strip()
+        share = "📱 " + self.respondent.label("Share my phone number")
 
         def answered() -> list[BotMessage] | None:
             msgs = self.api.messages_since(mark, self.person.user_id)
             if not msgs:
                 return None
             text = "\n".join(m.shown_text or "" for m in msgs)
+            if phone_text in text and share not in text:
+                return None  # the phone question's share-my-number keyboard follows in a second message
             if msgs[-1].buttons() or "📎" in text or thanks in text:
                 return msgs
             return None

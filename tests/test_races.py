@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,13 +59,17 @@ async def put(h: Harness, user_id: int, session: Session, answers: dict[str, str
     await h.storage.save(contact, before, after, session, FIXED)
 
 
-async def both(first: object, second: object, offset: float) -> None:
+async def both(first: Callable[[], object], second: Callable[[], object], offset: float) -> None:
     """Run two actions `offset` seconds apart (negative: the second one first)."""
     actions = [first, second] if offset >= 0 else [second, first]
-    actions[0]()  # type: ignore[operator]
+    actions[0]()
     if offset:
         await asyncio.sleep(abs(offset))
-    actions[1]()  # type: ignore[operator]
+    actions[1]()
+
+
+def documents_sent(h: Harness, mark: int) -> list[Any]:
+    return [r for r in h.api.calls_to("sendDocument", since=mark) if r.status is not None]
 
 
 async def expect_any(person: Person, mark: int, *options: str) -> list[BotMessage]:
@@ -98,15 +105,13 @@ async def test_submit_against_a_change(tmp_path: Path, caplog: pytest.LogCapture
             text = f"Round {round_}: a festival of learning in every district."
             mark = h.api.mark()
             await both(
-                lambda m=message, lb=label: h.api.press(5001, m.message_id, button_text=lb),
-                lambda t=text: h.api.send_text(5002, t),
+                functools.partial(h.api.press, 5001, message.message_id, button_text=label),
+                functools.partial(h.api.send_text, 5002, text),
                 offset,
             )
             await a.expect(mark, SUBMITTED)
             replies = await expect_any(b, mark, "Saved (", READ_ONLY)
-            await h.api.async_wait_until(
-                lambda m=mark: [r for r in h.api.calls_to("sendDocument", since=m) if r.status is not None], 15
-            )
+            await h.api.async_wait_until(functools.partial(documents_sent, h, mark), 15)
             stored, _ = await h.storage.load(contact)
             assert stored.status is ReportStatus.SUBMITTED
             acknowledged = any((m.shown_text or "").startswith("Saved (") for m in replies)
@@ -134,7 +139,11 @@ async def test_appends_against_each_other(tmp_path: Path, caplog: pytest.LogCapt
         for round_, offset in enumerate(OFFSETS):
             texts = (f"A{round_} wrote this.", f"B{round_} wrote that.")
             mark = h.api.mark()
-            await both(lambda t=texts[0]: h.api.send_text(5001, t), lambda t=texts[1]: h.api.send_text(5002, t), offset)
+            await both(
+                functools.partial(h.api.send_text, 5001, texts[0]),
+                functools.partial(h.api.send_text, 5002, texts[1]),
+                offset,
+            )
             for person, text in zip((a, b), texts, strict=True):
                 replies = await person.expect(mark, "Saved (")
                 assert replies
@@ -155,14 +164,20 @@ async def test_the_fifth_file_slot(tmp_path: Path) -> None:
         limit = SURVEY.uploads.max_files
         for k in range(limit - 1):
             await a.act(
-                lambda k=k: h.api.send_document(5001, file_name=f"plan-{k}.pdf", content=f"%PDF plan {k}".encode()),
+                functools.partial(
+                    h.api.send_document, 5001, file_name=f"plan-{k}.pdf", content=f"%PDF plan {k}".encode()
+                ),
                 "File saved",
             )
         for round_, offset in enumerate(OFFSETS[:8]):
             mark = h.api.mark()
             await both(
-                lambda r=round_: h.api.send_document(5001, file_name=f"a{r}.pdf", content=f"%PDF a {r}".encode()),
-                lambda r=round_: h.api.send_document(5002, file_name=f"b{r}.pdf", content=f"%PDF b {r}".encode()),
+                functools.partial(
+                    h.api.send_document, 5001, file_name=f"a{round_}.pdf", content=f"%PDF a {round_}".encode()
+                ),
+                functools.partial(
+                    h.api.send_document, 5002, file_name=f"b{round_}.pdf", content=f"%PDF b {round_}".encode()
+                ),
                 offset,
             )
             ra = await expect_any(a, mark, "File saved", "the maximum")

@@ -16,7 +16,7 @@ from conversation.i18n import get_translator
 from conversation.loader import load_survey
 from conversation.model import Kind
 from conversation.render import Renderer
-from conversation.state import Mode, OfferMore, Rejected, Report, Session, TextInput
+from conversation.state import Mode, OfferMore, Rejected, Report, Session, Step, TextInput
 from tests.telegram_harness import running_bot
 
 SURVEY = load_survey()
@@ -25,11 +25,11 @@ WORDY = next(q for q in SURVEY.questions if q.kind == Kind.LONG_TEXT and q.max_w
 UNLIMITED = next(q for q in SURVEY.questions if q.kind == Kind.LONG_TEXT and q.max_words is None)
 
 
-def advance(report: Report, session: Session, text: str) -> engine.Step:
+def advance(report: Report, session: Session, text: str) -> Step:
     return engine.advance(SURVEY, report, session, TextInput(text), now=NOW, labels=get_translator("en"))
 
 
-def rejections(step: engine.Step) -> list[Rejected]:
+def rejections(step: Step) -> list[Rejected]:
     return [e for e in step.effects if isinstance(e, Rejected)]
 
 
