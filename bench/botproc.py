@@ -89,7 +89,7 @@ async def serve(args: argparse.Namespace) -> None:
         from bot.service import IntakeService
         from bot.settings import Settings
         from bot.storage import Storage
-        from bot.telegram_app import build_application, on_startup
+        from bot.telegram_app import ALLOWED_UPDATES, build_application, on_startup
 
         settings = Settings(
             bot_token=args.token,
@@ -106,7 +106,7 @@ async def serve(args: argparse.Namespace) -> None:
         await app.start()
         # Ours polls durably (each fetched batch is committed before it is confirmed).
         poller: DurablePolling | None = DurablePolling(
-            app, storage, allowed_updates=list(Update.ALL_TYPES), poll_timeout=POLL_TIMEOUT
+            app, storage, allowed_updates=ALLOWED_UPDATES, poll_timeout=POLL_TIMEOUT
         )
         assert poller is not None
         await poller.start()

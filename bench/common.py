@@ -65,6 +65,8 @@ class SentMessage:
     at: float  # time.time() when the request reached the fake (the record's time)
     ok: bool
     text: str
+    done: float = 0.0  # time.time() when the fake had executed it (after its `latency`): the contact sees it
+    fetched: float = 0.0  # time.time() when the chat's newest update left the fake in a getUpdates answer
 
 
 # The fake's HTTP server keeps socketserver's listen backlog of 5: when a bot opens many
@@ -82,6 +84,7 @@ class BenchAPI(FakeBotAPI):
         super().__init__(**kwargs)
         self.sent: queue.SimpleQueue[SentMessage] = queue.SimpleQueue()
         self.enqueued_at: dict[int, float] = {}
+        self.fetched_at: dict[int, float] = {}
 
     def _enqueue(self, update_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         update = super()._enqueue(update_type, payload)
@@ -94,9 +97,17 @@ class BenchAPI(FakeBotAPI):
         self, record: CallRecord, status: int | None, ok: bool, *, result: Any = None, error: str | None = None
     ) -> None:
         super()._finish_record(record, status, ok, result=result, error=error)
+        if record.method == "getUpdates" and ok and isinstance(result, list):
+            now = time.time()
+            for update in result:
+                message = update.get("message") or update.get("edited_message") or {}
+                chat = message.get("chat", {}).get("id") if isinstance(message, dict) else None
+                if chat is not None:
+                    self.fetched_at[int(chat)] = now
         if record.method == "sendMessage":
             chat = record.int_param("chat_id") or 0
-            self.sent.put(SentMessage(chat, record.time, ok, str(record.params.get("text", ""))))
+            text = str(record.params.get("text", ""))
+            self.sent.put(SentMessage(chat, record.time, ok, text, time.time(), self.fetched_at.get(chat, 0.0)))
 
     def drain(self) -> list[SentMessage]:
         """Every finished sendMessage not taken yet."""
@@ -604,6 +615,8 @@ class Drive:
     started: float  # time.time() of the first update
     finished: float  # time.time() of the last reply
     latencies: list[float]  # enqueue -> sendMessage arrival, seconds, in reply order
+    delivered: list[float]  # enqueue -> sendMessage executed (what the contact waits for), seconds
+    polled: list[float]  # enqueue -> the update handed to the bot by getUpdates, seconds
     replies: dict[int, list[SentMessage]]
     strays: list[SentMessage]  # sendMessage calls to chats that were not waiting for a reply
 
@@ -622,48 +635,81 @@ def drive(
     *,
     in_flight: int | None = None,
     timeout: float = 60.0,
+    think: tuple[float, float] | None = None,
+    rng: random.Random | None = None,
 ) -> Drive:
     """Each user sends its texts in order, the next one when the reply to the previous arrived
     (one sendMessage per answer); at most `in_flight` users at once (None: all of them), taken in
-    the order of `scripts`. Runs in this thread; the fake's server threads do the rest."""
+    the order of `scripts`. With `think` = (low, high), a user reads the reply and types for a
+    uniformly random number of seconds in that range before sending the next text (human pace;
+    the first texts are spread over the same range). Runs in this thread; the fake's server
+    threads do the rest."""
+    import heapq
+
     api.drain()
+    rng = rng or random.Random(0)
     waiting = list(scripts)
     waiting.reverse()
     active: dict[int, tuple[int, float]] = {}
+    due: list[tuple[float, int, int]] = []  # (monotonic time to send, user, index) when pacing
     replies: dict[int, list[SentMessage]] = {user: [] for user in scripts}
     latencies: list[float] = []
+    delivered: list[float] = []
+    polled: list[float] = []
     strays: list[SentMessage] = []
     limit = len(waiting) if in_flight is None else in_flight
     started = time.time()
     first = True
 
-    def begin(user: int) -> None:
+    def send(user: int, index: int) -> None:
         nonlocal started, first
-        at = api.send_answer(user, scripts[user][0])
+        at = api.send_answer(user, scripts[user][index])
         if first:
             started, first = at, False
-        active[user] = (0, at)
+        active[user] = (index, at)
+
+    def later(user: int, index: int) -> None:
+        if think is None:
+            send(user, index)
+        else:
+            active[user] = (index, math.inf)  # reading and typing: no reply is awaited yet
+            heapq.heappush(due, (time.monotonic() + rng.uniform(*think), user, index))
 
     while waiting and len(active) < limit:
-        begin(waiting.pop())
+        later(waiting.pop(), 0)
     finished = started
+    deadline = time.monotonic() + timeout
     while active:
-        message = api.next_sent(timeout)
+        while due and due[0][0] <= time.monotonic():
+            _, user, index = heapq.heappop(due)
+            send(user, index)
+        wait = deadline - time.monotonic()
+        if due:
+            wait = min(wait, max(0.0, due[0][0] - time.monotonic()))
+        try:
+            message = api.next_sent(max(wait, 0.001))
+        except TimeoutError:
+            if due or time.monotonic() < deadline:
+                continue
+            raise
+        deadline = time.monotonic() + timeout
         state = active.get(message.chat_id)
-        if state is None:
+        if state is None or state[1] == math.inf:
             strays.append(message)
             continue
         index, sent_at = state
         latencies.append(message.at - sent_at)
+        delivered.append(message.done - sent_at)
+        polled.append(message.fetched - sent_at)
         replies[message.chat_id].append(message)
         finished = max(finished, message.at)
         if index + 1 < len(scripts[message.chat_id]):
-            active[message.chat_id] = (index + 1, api.send_answer(message.chat_id, scripts[message.chat_id][index + 1]))
+            later(message.chat_id, index + 1)
         else:
             del active[message.chat_id]
             if waiting:
-                begin(waiting.pop())
-    return Drive(started, finished, latencies, replies, strays)
+                later(waiting.pop(), 0)
+    return Drive(started, finished, latencies, delivered, polled, replies, strays)
 
 
 def check_answers_in_order(

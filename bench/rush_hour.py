@@ -1,14 +1,16 @@
-"""Rush hour: 200 contacts answering at once, 50 ms added to every Bot API call.
+"""Rush hour: 12, then 50 contacts answering at a human pace, 50 ms added to every Bot API call.
 
     python -m bench.rush_hour
 
-1,000 reports (one contact each, mid-report) are created with `Storage`; 200 contacts (one every
-5th report) are asked a long-text question (400 words allowed). Every contact sends 15 answers of
-18 words, each as soon as the bot's reply to the previous one arrived (the first answers the
-question, the others are appended to it: all real saves). The echo baseline gets the same users
-and texts. `api.latency = 0.05` on both fakes (getUpdates included). The run is split in two halves
-(ours then echo, then echo then ours) so drift on the machine hits both alike. Afterwards every
-contact's stored answer and audit trail are checked against the order the texts were sent in.
+1,000 reports (one contact each, mid-report) are created with `Storage`; 50 contacts (one every
+20th report) are asked a long-text question (400 words allowed). In the first round the first 12
+of them answer, in the second all 50: each contact sends answers of 8 words, the next one a
+random 0.5-1.5 s after the bot's reply to the previous one arrived (reading and typing; the first
+answers the question, the others are appended to it: all real saves). The echo baseline gets the
+same users, texts and pauses. `api.latency = 0.05` on both fakes (getUpdates included). Each round
+is split in two halves (ours then echo, then echo then ours) so drift on the machine hits both
+alike. Afterwards every contact's stored answer and audit trail are checked against the order the
+texts were sent in.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ from bench.common import (
 from conversation.state import AnswerValue, Session
 
 REPORTS = 1000
-ACTIVE_EVERY = 5  # 200 contacts
-ANSWERS_EACH = 15
-WORDS = 18
+ACTIVE_EVERY = 20  # 50 contacts
+ROUNDS = ((12, 24), (50, 12))  # (contacts answering, answers each)
+WORDS = 8
+THINK = (0.5, 1.5)  # seconds between a reply and the contact's next answer
 LATENCY = 0.05
-HALF = 8  # answers per contact in the first half
 
 
 def cursor_of(report: int) -> str:
@@ -82,13 +84,14 @@ def main() -> int:
         data_dir = work / "data"
         t0 = time.perf_counter()
         active = asyncio.run(build(data_dir / "gnlc.sqlite3"))
-        say(f"seeded {REPORTS} reports in {time.perf_counter() - t0:.1f} s; {len(active)} contacts answer")
+        say(f"seeded {REPORTS} reports in {time.perf_counter() - t0:.1f} s; up to {len(active)} contacts answer")
         assert SURVEY.question(LONG_TEXT_400[0]) is not None
-        texts = {u: [prose(rng, WORDS) for _ in range(ANSWERS_EACH)] for u in active}
+        users = list(active)
+        sent: dict[int, list[str]] = {u: [] for u in users}  # every text in sending order, over the rounds
         apis = {"ours": BenchAPI(), "echo": BenchAPI()}
         for api in apis.values():
             api.start()
-        runs: dict[str, list[Drive]] = {"ours": [], "echo": []}
+        runs: dict[tuple[int, str], list[Drive]] = {}
         bad = {"ours": 0, "echo": 0}
         try:
             with (
@@ -97,46 +100,102 @@ def main() -> int:
             ):
                 for api in apis.values():
                     api.latency = LATENCY
-                for half, (lo, hi) in enumerate(((0, HALF), (HALF, ANSWERS_EACH))):
-                    for name in ("ours", "echo") if half == 0 else ("echo", "ours"):
-                        say(f"{name}: answers {lo + 1}-{hi} of every contact")
-                        result = drive(apis[name], {u: texts[u][lo:hi] for u in active}, timeout=60)
-                        runs[name].append(result)
-                        for u, msgs in result.replies.items():
-                            for k, m in enumerate(msgs, lo):
-                                want = m.text.startswith("Saved (") if name == "ours" else m.text == texts[u][k]
-                                bad[name] += not (m.ok and want)
-                        bad[name] += len(result.strays)
+                for count, each in ROUNDS:
+                    texts = {u: [prose(rng, WORDS) for _ in range(each)] for u in users[:count]}
+                    for u, more in texts.items():
+                        sent[u] += more
+                    half = each // 2
+                    for part, (lo, hi) in enumerate(((0, half), (half, each))):
+                        for name in ("ours", "echo") if part == 0 else ("echo", "ours"):
+                            say(f"{count} contacts, {name}: answers {lo + 1}-{hi} of every contact")
+                            result = drive(
+                                apis[name],
+                                {u: texts[u][lo:hi] for u in texts},
+                                timeout=60,
+                                think=THINK,
+                                rng=random.Random(count * 100 + part),
+                            )
+                            runs.setdefault((count, name), []).append(result)
+                            for u, msgs in result.replies.items():
+                                for k, m in enumerate(msgs, lo):
+                                    want = m.text.startswith("Saved (") if name == "ours" else m.text == texts[u][k]
+                                    bad[name] += not (m.ok and want)
+                            bad[name] += len(result.strays)
                 errors = ours.errors_logged()
             checked, problems = check_answers_in_order(
-                data_dir / "gnlc.sqlite3", {u: (c, r, q, texts[u]) for u, (c, r, q) in active.items()}
+                data_dir / "gnlc.sqlite3", {u: (c, r, q, sent[u]) for u, (c, r, q) in active.items() if sent[u]}
             )
         finally:
             for api in apis.values():
                 api.shutdown()
 
-    def rate(name: str) -> float:
-        return sum(r.answers for r in runs[name]) / sum(r.finished - r.started for r in runs[name])
+    def ms(count: int, name: str, what: str = "delivered") -> list[float]:
+        return [x * 1000 for r in runs[(count, name)] for x in getattr(r, what)]
 
-    def lat(name: str) -> list[float]:
-        return [x * 1000 for r in runs[name] for x in r.latencies]
+    def processing(count: int, name: str) -> list[float]:
+        """getUpdates answered -> the reply's request reaching the fake: the bot's own time."""
+        return [(a - p) * 1000 for r in runs[(count, name)] for a, p in zip(r.latencies, r.polled, strict=True)]
 
-    total = len(active) * ANSWERS_EACH
-    rows = [
-        Row("answers per second", rate("ours"), rate("echo"), "/s", limit=0.8, higher_is_better=True, decimals=1),
-        Row("round trip median, ms", median(lat("ours")), median(lat("echo")), "ms", decimals=1),
-        Row("round trip p99, ms", percentile(lat("ours"), 99), percentile(lat("echo"), 99), "ms", decimals=1),
-        Row("round trip mean, ms", statistics.fmean(lat("ours")), statistics.fmean(lat("echo")), "ms", decimals=1),
-        Row(
-            "answers replied",
-            len(lat("ours")),
-            len(lat("echo")),
-            decimals=0,
-            limit=total,
-            absolute=True,
-            higher_is_better=True,
-            target_text=f"= {total}",
-        ),
+    rows: list[Row] = []
+    for count, each in ROUNDS:
+        ours_ms, echo_ms = ms(count, "ours"), ms(count, "echo")
+        rows += [
+            Row(
+                f"{count} contacts: round trip median, ms",
+                median(ours_ms),
+                median(echo_ms),
+                "ms",
+                limit=1.15,
+                decimals=1,
+            ),
+            Row(
+                f"{count} contacts: round trip p99, ms",
+                percentile(ours_ms, 99),
+                percentile(echo_ms, 99),
+                "ms",
+                limit=1.3,
+                decimals=1,
+            ),
+            Row(
+                f"{count} contacts: round trip mean, ms",
+                statistics.fmean(ours_ms),
+                statistics.fmean(echo_ms),
+                "ms",
+                decimals=1,
+            ),
+            Row(
+                f"{count} contacts: reply request reaches the fake, median",
+                median(ms(count, "ours", "latencies")),
+                median(ms(count, "echo", "latencies")),
+                "ms",
+                decimals=1,
+            ),
+            Row(
+                f"{count} contacts: of which waiting for getUpdates, median",
+                median(ms(count, "ours", "polled")),
+                median(ms(count, "echo", "polled")),
+                "ms",
+                decimals=1,
+            ),
+            Row(
+                f"{count} contacts: of which the bot's own work, median",
+                median(processing(count, "ours")),
+                median(processing(count, "echo")),
+                "ms",
+                decimals=1,
+            ),
+            Row(
+                f"{count} contacts: answers replied",
+                len(ours_ms),
+                len(echo_ms),
+                decimals=0,
+                limit=count * each,
+                absolute=True,
+                higher_is_better=True,
+                target_text=f"= {count * each}",
+            ),
+        ]
+    rows += [
         Row("unexpected replies", bad["ours"], bad["echo"], decimals=0, limit=0, absolute=True, target_text="0"),
         Row(
             "contacts whose answers are not stored in sending order",
@@ -149,8 +208,11 @@ def main() -> int:
         ),
     ]
     notes = [
-        f"{len(active)} contacts x {ANSWERS_EACH} answers, {REPORTS} reports in the database, "
-        f"latency {LATENCY * 1000:.0f} ms on every call; {checked} contacts' answers + audit trails checked",
+        f"rounds of {' and '.join(str(c) for c, _ in ROUNDS)} contacts answering {THINK[0]}-{THINK[1]} s after each "
+        f"reply, {REPORTS} reports in the database, latency {LATENCY * 1000:.0f} ms on every call; "
+        f"{checked} contacts' answers + audit trails checked",
+        "round trip = the contact's update enqueued -> the bot's reply executed by the fake (after its 50 ms): "
+        "what the contact waits for; the breakdown rows end when the reply's request reaches the fake",
         "ours makes 2 calls per answer (sendMessage, and editMessageReplyMarkup retiring the previous keyboard "
         "while the reply is on its way); the echo bot makes 1",
     ]

@@ -20,6 +20,7 @@ import datetime as dt
 import functools
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ Context = ContextTypes.DEFAULT_TYPE
 CONTACT_COMMANDS = frozenset({"reminders", "colleague", "mydata"})
 # Unused colleague links one contact may hold at a time (each is single-use and expires).
 COLLEAGUE_LINK_CAP = 5
+UNINVITED_QUIET = 300.0  # seconds: someone without an invitation gets at most one reply in this time
 
 
 class TelegramFrontEnd:
@@ -69,6 +71,8 @@ class TelegramFrontEnd:
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
+        # Telegram user id -> monotonic time of the last reply to someone without an invitation.
+        self.uninvited_replied: dict[int, float] = {}
 
     async def close(self) -> None:
         """Write what must outlive this run (the live keyboards)."""
@@ -120,7 +124,7 @@ class TelegramFrontEnd:
                     if old is not None:
                         # Started once the reply's request is on its way (the contact waits for the
                         # reply, not for this), and awaited below, so it overlaps the reply's round trip.
-                        retiring[old] = asyncio.create_task(remove_keyboard(bot, chat_id, old))
+                        retiring[old] = asyncio.create_task(self.retire_keyboard(bot, chat_id, old))
                 sent = await sending
                 if reply.request_contact_label:
                     self.contact_keyboards.add(chat_id)
@@ -130,6 +134,16 @@ class TelegramFrontEnd:
             if retiring:
                 await asyncio.gather(*retiring.values(), return_exceptions=True)
         return set(retiring)
+
+    async def retire_keyboard(self, bot: Any, chat_id: int, message_id: int) -> None:
+        """Remove a message's keyboard once the database knows it is gone, so a replay after a crash
+        never asks Telegram to remove it again (Telegram refuses: the message is not modified)."""
+        try:
+            await self.keyboards.forget_now(chat_id)
+        except StorageUnavailable as exc:
+            logger.warning("keyboard of chat %s not retired (%s)", chat_id, exc)
+            return
+        await remove_keyboard(bot, chat_id, message_id)
 
     async def _language_of(self, chat_id: int) -> str:
         """The language of the contact in this private chat (English if unknown)."""
@@ -171,8 +185,8 @@ class TelegramFrontEnd:
         if update.update_id not in self.replays:
             return False
         show = self.replays.pop(update.update_id)
-        if update.callback_query is not None:
-            await self.answer(update.callback_query, None)
+        # A replayed button press is not answered: it was answered before the crash, or its query
+        # has expired since; Telegram refuses both.
         if show:
             await self.deliver(context, chat_id, (await self.service.where(contact)).replies)
         return True
@@ -203,7 +217,8 @@ class TelegramFrontEnd:
             if self.is_admin(user.id):
                 await self.deliver(context, chat_id, admin.admin_welcome(self, tr))
                 return
-            await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+            if self.may_answer_uninvited(user.id):
+                await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
             return
         contact, report, session = found
         if contact.blocked or contact.chat_id != chat_id:
@@ -264,6 +279,38 @@ class TelegramFrontEnd:
             date=tr.format_date(expires.date()),
         )
         await self.say(context, chat_id, f"{text}\n{esc(link)}")
+    def may_answer_uninvited(self, user_id: int) -> bool:
+        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
+        so a stranger's flood costs one message, not one per message."""
+        now = time.monotonic()
+        last = self.uninvited_replied.get(user_id)
+        if last is not None and now - last < UNINVITED_QUIET:
+            return False
+        if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
+            self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
+        self.uninvited_replied[user_id] = now
+        return True
+
+    async def on_backlog_overflow(self, update: Update) -> None:
+        """A chat sent more updates at once than it may queue: tell an invited contact, once, that the
+        extra ones were not taken (someone without an invitation is not answered again)."""
+        chat = update.effective_chat
+        user = update.effective_user
+        if chat is None or user is None or chat.type != ChatType.PRIVATE:
+            return
+        try:
+            contact = await self.storage.contact_by_telegram_user(user.id)
+            if contact is None:
+                return
+            _ = get_translator(contact.language).t
+            text = _(
+                "You sent many messages at once. I took the first ones in order, but not the rest. "
+                "Please check with /review and send again what is missing, one message at a time."
+            )
+            assert self.application is not None
+            await send_reply(self.application.bot, chat.id, Reply(text))
+        except (TelegramError, Blocked, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
+            logger.warning("backlog notice to chat %s not sent: %s", chat.id, exc)
 
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""

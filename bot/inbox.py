@@ -5,6 +5,8 @@ Rules of this module:
   told they were received (the next getUpdates offset, or the webhook's 200). A crash at any moment
   therefore loses no message. (When the database refuses writes, the updates are handled anyway:
   the contacts are asked to try again.)
+- The handled-update marks and the message -> answer mapping are pruned at start and every
+  `PRUNE_EVERY` seconds while running.
 - An update leaves the inbox once its handler has finished, i.e. it is answered. Finished updates
   are forgotten in the transaction that keeps the next updates (or within `FORGET_AFTER` seconds
   when none come), not in one of their own: one write per batch, not two.
@@ -22,7 +24,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from telegram import Update
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 MAX_REMEMBERED_IDS = 10_000
 FORGET_AFTER = 1.0  # seconds a finished update may stay in the inbox when no new one comes
+PRUNE_EVERY = 3600.0  # seconds between prunings of the per-update and per-message tables while running
+HANDLED_KEPT = dt.timedelta(days=2)  # Telegram redelivers within a day; ids may restart after a quiet week
 
 
 class DurableInbox:
@@ -59,10 +63,12 @@ class DurableInbox:
         self._stopping = False
         self._finished: list[int] = []  # handled and answered, still in the inbox
         self._forget = Coalesced(FORGET_AFTER, self._forget_finished)
+        self._pruned_at = time.monotonic()
 
     async def start(self, received: Sequence[Update] = ()) -> None:
         """Replay what the last run kept but did not finish, together with `received` (just fetched)."""
-        await self.storage.forget_handled_before(utc_now() - dt.timedelta(days=2))
+        await self.storage.prune(utc_now() - HANDLED_KEPT)
+        self._pruned_at = time.monotonic()
         stored = await self.storage.inbox_pending()
         pending = [Update.de_json(json.loads(payload), self.app.bot) for _, payload in stored]
         if pending:
@@ -123,8 +129,11 @@ class DurableInbox:
         if len(self._started) > MAX_REMEMBERED_IDS:
             for old in sorted(self._started)[: MAX_REMEMBERED_IDS // 2]:
                 self._started.discard(old)
-        task = asyncio.create_task(self._handle(update))
+        self._spawn_task(self._handle(update))
         metrics.INBOX_BACKLOG.inc()
+
+    def _spawn_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -139,6 +148,15 @@ class DurableInbox:
             self._finished.append(update.update_id)
             if not self._stopping:
                 self._forget.request()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY:
+                    self._pruned_at = time.monotonic()
+                    self._spawn_task(self._prune())
+
+    async def _prune(self) -> None:
+        try:
+            await self.storage.prune(utc_now() - HANDLED_KEPT)
+        except StorageUnavailable as exc:
+            logger.warning("pruning postponed: %s", exc)
 
     async def _forget_finished(self) -> None:
         """Take handled and answered updates out of the inbox (when no new updates came to carry them)."""

@@ -3,9 +3,11 @@
 Rules of this module:
 - Only the newest question keeps live buttons; this ledger says which message that is, per chat,
   so the next reply can retire it, even when that reply comes from a restarted bot.
-- Changes reach the database lazily: at most one small transaction per `FLUSH_AFTER` seconds (none
-  on an answer's own path) and one on `close` when stopping. After a crash the last second of
-  changes may be missing; a keyboard not retired then is refused as stale when pressed.
+- A new live keyboard reaches the database lazily: at most one small transaction per `FLUSH_AFTER`
+  seconds (none on an answer's own path) and one on `close` when stopping. After a crash the last
+  second of them may be missing; a keyboard not retired then is refused as stale when pressed.
+- A retirement is written (`forget_now`) before Telegram is asked to remove the keyboard, so a
+  replay never asks twice (Telegram refuses an edit that changes nothing).
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ class KeyboardLedger:
         if old is not None:
             self._change(chat_id, None)
         return old
+
+    async def forget_now(self, chat_id: int) -> None:
+        """Record at once the chat's live keyboard (none, or the newer one that replaced the keyboard
+        being retired): after a crash the next reply must not try to retire the old one again."""
+        self._changed.pop(chat_id, None)
+        await self.storage.update_keyboards({chat_id: self._live.get(chat_id)})
 
     def __len__(self) -> int:
         return len(self._live)

@@ -4,22 +4,28 @@ Rules of this module:
 - The engine decides; this module only does the I/O around it.
 - Every change is committed to the database before any reply is produced, so a reply
   that fails to send never loses an answer.
-- Files are stored by content hash, written atomically, and recorded after they are on disk.
+- Files are stored by content hash, written atomically (partial file, fsync, rename, directory
+  fsync), and recorded after they are on disk; an update carrying a file counts as handled only
+  in the transaction that records the file. Partial and unreferenced files are removed at start.
+- A step's save is committed only if the report is unchanged since it was read; otherwise the
+  step is decided again on the fresh report (another contact's append or submission wins).
 - Nothing here knows Telegram: files arrive through a `fetch` callback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot import metrics
-from bot.storage import Contact, Storage, StorageUnavailable
+from bot.storage import Contact, FilesFull, ReportChanged, ReportClosed, Storage, StorageUnavailable
 from conversation import engine
 from conversation.i18n import Translator, get_translator
 from conversation.model import Survey
@@ -30,10 +36,12 @@ from conversation.state import (
     FileInput,
     Input,
     Mode,
+    Rejected,
     RemoveFile,
     Report,
     ReportStatus,
     Session,
+    Step,
     StoreFile,
     TextInput,
 )
@@ -41,6 +49,8 @@ from conversation.state import (
 logger = logging.getLogger(__name__)
 
 Fetch = Callable[[FileInput], Awaitable[bytes]]
+MAX_STEP_ATTEMPTS = 5  # decisions re-made when another contact's save got in first
+PARTIAL_SUFFIX = ".part"
 Clock = Callable[[], dt.datetime]
 
 
@@ -117,24 +127,45 @@ class IntakeService:
         """
         now = self.clock()
         report, session = loaded if loaded is not None else await self.storage.load(contact)
-        labels = get_translator(session.language)
-        step = engine.advance(self.survey, report, session, event, now=now, labels=labels, accept_late=self.accept_late)
-        carried = None
-        answering = session.cursor is not None and session.mode in (Mode.ASKING, Mode.ADDING_MORE)
-        if message_id is not None and isinstance(event, TextInput) and answering:
-            assert session.cursor is not None
-            carried = (message_id, session.cursor, event.text)
-        await self.storage.save(
-            contact, report, step.report, step.session, now, answer_message=carried, update_id=update_id
-        )
+        for attempt in range(1, MAX_STEP_ATTEMPTS + 1):
+            labels = get_translator(session.language)
+            step = engine.advance(
+                self.survey, report, session, event, now=now, labels=labels, accept_late=self.accept_late
+            )
+            carried = None
+            answering = session.cursor is not None and session.mode in (Mode.ASKING, Mode.ADDING_MORE)
+            if message_id is not None and isinstance(event, TextInput) and answering:
+                assert session.cursor is not None
+                carried = (message_id, session.cursor, event.text)
+            # An update carrying a file counts as handled once the file is stored (see _store_file),
+            # so a crash before that downloads it again on the replay.
+            files = any(isinstance(e, StoreFile) for e in step.effects)
+            try:
+                await self.storage.save(
+                    contact,
+                    report,
+                    step.report,
+                    step.session,
+                    now,
+                    answer_message=carried,
+                    update_id=None if files else update_id,
+                )
+                break
+            except ReportChanged:
+                # Another contact of the city changed the report since it was read: decide again on
+                # what is stored now (their append, their submission ...).
+                if attempt == MAX_STEP_ATTEMPTS:
+                    raise StorageUnavailable("the report kept changing during the save") from None
+                logger.info("report %d changed during a step; deciding again", contact.report_id)
+                report, session = await self.storage.load(contact)
         _count_changes(report, step.report)
         tr = get_translator(step.session.language)
         replies: list[Reply] = []
         for effect in step.effects:
             if isinstance(effect, StoreFile):
-                replies.append(await self._store_file(contact, effect.file, fetch, tr))
+                replies.append(await self._store_file(contact, effect.file, fetch, tr, step, update_id))
             elif isinstance(effect, RemoveFile):
-                replies.append(await self._remove_file(contact, effect.sha256, tr))
+                replies.append(await self._remove_file(contact, effect.sha256, tr, step))
             else:
                 replies.extend(self.renderer.one(effect, step.report, step.session, tr))
         return Outcome(tuple(replies), step.session, step.report, tr, step.effects)
@@ -143,15 +174,24 @@ class IntakeService:
         """Fill answers the invitation already knows (city, country, joining month) if still empty."""
         answers = engine.prefill_answers(self.survey, city=city, country=country, joined=joined)
         report, session = await self.storage.load(contact)
-        missing = {k: val for k, val in answers.items() if val and not report.answers.get(k)}
-        if not missing:
-            return
-        after = engine.with_status(self.survey, report.model_copy(update={"answers": {**report.answers, **missing}}))
-        await self.storage.save(contact, report, after, session, self.clock())
+        for _attempt in range(MAX_STEP_ATTEMPTS):
+            missing = {k: val for k, val in answers.items() if val and not report.answers.get(k)}
+            if not missing:
+                return
+            changed = report.model_copy(update={"answers": {**report.answers, **missing}})
+            try:
+                await self.storage.save(
+                    contact, report, engine.with_status(self.survey, changed), session, self.clock()
+                )
+                return
+            except ReportChanged:
+                report, session = await self.storage.load(contact)
 
     # -- files
 
-    async def _store_file(self, contact: Contact, file: FileInput, fetch: Fetch | None, tr: Translator) -> Reply:
+    async def _store_file(
+        self, contact: Contact, file: FileInput, fetch: Fetch | None, tr: Translator, step: Step, update_id: int | None
+    ) -> Reply:
         _ = tr.t
         if fetch is None:
             return Reply("⚠️ " + _("Files cannot be received here."))
@@ -166,11 +206,25 @@ class IntakeService:
         if len(data) > limit:
             return Reply("⚠️ " + _("This file is larger than {limit}.", limit=format_size(tr, limit)))
         sha = hashlib.sha256(data).hexdigest()
-        self._write_blob(sha, data)
+        await asyncio.to_thread(self._write_blob, sha, data)
         attachment = Attachment(
             sha256=sha, name=file.name, mime_type=file.mime_type, size=len(data), caption=file.caption
         )
-        added = await self.storage.add_attachment(contact.report_id, contact.id, attachment, self.clock())
+        limits = self.survey.uploads
+        try:
+            # The file cap and the report's status are checked in the transaction that adds the file
+            # (another contact of the city may have added the last one, or submitted, meanwhile).
+            added = await self.storage.add_attachment(
+                contact.report_id, contact.id, attachment, self.clock(), max_files=limits.max_files, update_id=update_id
+            )
+        except (FilesFull, ReportClosed) as exc:
+            report = await self.storage.attachments(contact.report_id)
+            code = (
+                Rejected("too_many_files", {"limit": limits.max_files, "names": tuple(a.name for a in report)})
+                if isinstance(exc, FilesFull)
+                else Rejected("read_only")
+            )
+            return self.renderer.one(code, step.report, step.session, tr)[0]
         if not added:
             already = _("You have already sent this file ({name}); it is kept once.", name=esc(file.name))
             if file.caption and await self.storage.describe_attachment(
@@ -198,20 +252,50 @@ class IntakeService:
         return self.files_dir / sha[:2] / sha
 
     def _write_blob(self, sha: str, data: bytes) -> None:
+        """Write the file under its hash: to a partial file, synced, renamed, and the rename synced."""
         path = self.blob_path(sha)
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
+        tmp = path.with_name(f"{sha}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")  # own name: no two writers share it
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
 
-    async def _remove_file(self, contact: Contact, sha: str, tr: Translator) -> Reply:
+    async def clean_files(self) -> tuple[int, int]:
+        """At start-up: remove partial files a crash left, and files no report refers to any more.
+        Returns (partial files, unreferenced files) removed."""
+        if not self.files_dir.is_dir():
+            return 0, 0
+        referenced = await self.storage.attachment_hashes()
+
+        def sweep() -> tuple[int, int]:
+            partial = unreferenced = 0
+            for path in self.files_dir.glob("*/*"):
+                if path.name.endswith(PARTIAL_SUFFIX):
+                    path.unlink(missing_ok=True)
+                    partial += 1
+                elif path.is_file() and path.name not in referenced:
+                    path.unlink(missing_ok=True)
+                    unreferenced += 1
+            return partial, unreferenced
+
+        partial, unreferenced = await asyncio.to_thread(sweep)
+        if partial or unreferenced:
+            logger.info("removed %d partial and %d unreferenced stored file(s)", partial, unreferenced)
+        return partial, unreferenced
+
+    async def _remove_file(self, contact: Contact, sha: str, tr: Translator, step: Step) -> Reply:
         _ = tr.t
-        removed = await self.storage.remove_attachment(contact.report_id, sha)
+        try:
+            removed = await self.storage.remove_attachment(
+                contact.report_id, sha, contact_id=contact.id, only_open=True
+            )
+        except ReportClosed:
+            return self.renderer.one(Rejected("read_only"), step.report, step.session, tr)[0]
         if removed is None:
             return Reply(_("That file was already removed."))
         return Reply("🗑 " + _("Removed {name}.", name=esc(removed.name)))
@@ -224,6 +308,20 @@ def _count_changes(before: Report, after: Report) -> None:
         metrics.ANSWERS_STORED.inc(changed)
     if after.status == ReportStatus.SUBMITTED and before.status != ReportStatus.SUBMITTED:
         metrics.SUBMISSIONS.inc()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX: the directory entry is synced separately)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a directory; the file itself is synced
+        pass
+    finally:
+        os.close(fd)
 
 
 __all__ = ["Blocked", "FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]

@@ -5,8 +5,13 @@ Rules of this module:
   after `save` returns, so an acknowledged answer is on disk (WAL, synchronous=FULL).
 - A failed write rolls back completely; the database is never left half-updated.
 - `save` writes only the difference between `before` and `after`, so contacts sharing
-  one city's report never overwrite each other's answers to other questions.
-- Every change to answers, status and attachments leaves an `audit` row.
+  one city's report never overwrite each other's answers to other questions; and it writes a
+  change of the report only if the report's `version` is still `before.version` (checked inside
+  the write transaction; `ReportChanged` otherwise). Every change of a report's answers, status
+  or files raises its version.
+- A file is added only to an open report with room for it, checked in the transaction that adds it.
+- Every change to answers, status and attachments leaves an `audit` row. An answer's row holds
+  its new value only (the old one is the previous row's), so history grows linearly.
 - Invitation tokens are never stored or logged; only their sha256 is kept. A link admits at most
   `max_uses` accounts until `expires_at` (both NULL for links made before schema v6: unlimited).
 - A removed contact keeps its row (the audit trail names it), but no look-up by Telegram user
@@ -192,6 +197,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE contacts ADD COLUMN removed_at TEXT;
     UPDATE contacts SET joined_at = created_at;
     """,
+    # v7: a version per report, raised by every change of its answers, status or files, so a save
+    # commits only if the report is still what the step decided on.
+    """
+    ALTER TABLE reports ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -211,6 +221,7 @@ _UNAVAILABLE_CODES = {
     sqlite3.SQLITE_FULL: "disk is full",
     sqlite3.SQLITE_CANTOPEN: "database file cannot be opened",
 }
+ANSWER_MESSAGES_KEPT = 2000  # per contact: edits of messages further back are not applied
 _CONTACT_COLUMNS = (
     "id, report_id, telegram_user_id, chat_id, console_key, display_name, language, reminders_paused, blocked, username"
 )
@@ -229,6 +240,18 @@ class StorageUnavailable(Exception):
 
 class SchemaTooNew(RuntimeError):
     """The database was written by a newer version of the bot; this code must not touch it."""
+
+
+class ReportChanged(Exception):
+    """The report changed since it was read (another contact's save): nothing was written."""
+
+
+class ReportClosed(Exception):
+    """The report is submitted or exempt: its files cannot change (nothing was written)."""
+
+
+class FilesFull(Exception):
+    """The report already has the most files allowed (nothing was written)."""
 
 
 @dataclass(frozen=True)
@@ -474,7 +497,8 @@ class Storage:
             if row["status"] == status.value:
                 return False
             db.execute(
-                "UPDATE reports SET status = ?, submitted_at = ? WHERE id = ?", (status.value, submitted_at, report_id)
+                "UPDATE reports SET status = ?, submitted_at = ?, version = version + 1 WHERE id = ?",
+                (status.value, submitted_at, report_id),
             )
             _audit(
                 db,
@@ -1070,8 +1094,12 @@ class Storage:
         *,
         answer_message: tuple[int, str, str] | None = None,
         update_id: int | None = None,
+        check_version: bool = True,
     ) -> None:
         """Commit the answers and status that changed from `before` to `after`, and the session.
+
+        A change of the report is written only if the report is still at `before.version`;
+        otherwise `ReportChanged` is raised and nothing is written (re-read and decide again).
 
         `answer_message` (message id, question id, text) records, in the same transaction, which
         message carried the answer, so editing that message later can update it. `update_id` is
@@ -1090,6 +1118,7 @@ class Storage:
             now=now,
             answer_message=answer_message,
             update_id=update_id,
+            expected_version=before.version if check_version else None,
         )
         await self._run(work, write=True)
 
@@ -1123,10 +1152,34 @@ class Storage:
         attachment: Attachment,
         now: dt.datetime,
         telegram_file_unique_id: str | None = None,
+        *,
+        max_files: int | None = None,
+        update_id: int | None = None,
     ) -> bool:
-        """Record a file for the report; False if a file with that sha256 is already there."""
+        """Record a file for the report; False if a file with that sha256 is already there.
+
+        Refused inside the same transaction (nothing written) with `ReportClosed` if the report is
+        not open, and with `FilesFull` if it already has `max_files` files. `update_id` is the update
+        that carried the file: it counts as handled only once the file is recorded.
+        """
 
         def work(db: Db) -> bool:
+            if max_files is not None:
+                row = _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
+                if row is None:
+                    raise LookupError(f"no report with id {report_id}")
+                if row["status"] != ReportStatus.OPEN.value:
+                    raise ReportClosed(f"report {report_id} is {row['status']}")
+            if update_id is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, _ts(now))
+                )
+            if _one(db, "SELECT 1 FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, attachment.sha256)):
+                return False
+            if max_files is not None:
+                count = int(_scalar_p(db, "SELECT count(*) FROM attachments WHERE report_id = ?", (report_id,)))
+                if count >= max_files:
+                    raise FilesFull(f"report {report_id} has {count} files")
             cur = db.execute(
                 "INSERT OR IGNORE INTO attachments (report_id, sha256, name, mime_type, size, caption,"
                 " uploaded_by, uploaded_at, telegram_file_unique_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1144,6 +1197,7 @@ class Storage:
             )
             if cur.rowcount != 1:
                 return False
+            _bump(db, report_id)
             _audit(db, report_id, contact_id, None, "attach", None, attachment.model_dump_json(), now)
             return True
 
@@ -1166,6 +1220,7 @@ class Storage:
             db.execute(
                 "UPDATE attachments SET caption = ? WHERE report_id = ? AND sha256 = ?", (caption, report_id, sha256)
             )
+            _bump(db, report_id)
             after = before.model_copy(update={"caption": caption})
             _audit(db, report_id, contact_id, None, "describe", before.model_dump_json(), after.model_dump_json(), now)
             return True
@@ -1173,12 +1228,23 @@ class Storage:
         return await self._run(work, write=True)
 
     async def remove_attachment(
-        self, report_id: int, sha256: str, *, contact_id: int | None = None, now: dt.datetime | None = None
+        self,
+        report_id: int,
+        sha256: str,
+        *,
+        contact_id: int | None = None,
+        now: dt.datetime | None = None,
+        only_open: bool = False,
     ) -> Attachment | None:
-        """Remove the report's file with this sha256 and return it; None if there was none."""
+        """Remove the report's file with this sha256 and return it; None if there was none.
+        With `only_open`, a report that is not open refuses (`ReportClosed`, nothing written)."""
         when = now or _utcnow()
 
         def work(db: Db) -> Attachment | None:
+            if only_open:
+                status = _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
+                if status is not None and status["status"] != ReportStatus.OPEN.value:
+                    raise ReportClosed(f"report {report_id} is {status['status']}")
             row = _one(
                 db,
                 "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? AND sha256 = ?",
@@ -1188,10 +1254,16 @@ class Storage:
                 return None
             attachment = _attachment(row)
             db.execute("DELETE FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, sha256))
+            _bump(db, report_id)
             _audit(db, report_id, contact_id, None, "detach", attachment.model_dump_json(), None, when)
             return attachment
 
         return await self._run(work, write=True)
+
+    async def attachment_hashes(self) -> set[str]:
+        """The content hashes of every stored file some report refers to."""
+        rows = await self._run(lambda db: _all(db, "SELECT DISTINCT sha256 FROM attachments"), write=False)
+        return {str(row["sha256"]) for row in rows}
 
     async def attachments(self, report_id: int) -> tuple[Attachment, ...]:
         """Return the report's files in upload order."""
@@ -1306,11 +1378,20 @@ class Storage:
             return set()
         return await self._run(lambda db: _handled(db, update_ids), write=False)
 
-    async def forget_handled_before(self, moment: dt.datetime) -> None:
-        """Drop old handled-update marks (redeliveries only happen within a day)."""
-        await self._run(
-            lambda db: db.execute("DELETE FROM handled_updates WHERE handled_at < ?", (_ts(moment),)), write=True
-        )
+    async def prune(self, handled_before: dt.datetime, *, messages_kept: int = ANSWER_MESSAGES_KEPT) -> None:
+        """Drop what only serves recent updates: handled-update marks older than `handled_before`, and
+        the message -> answer mapping of messages more than `messages_kept` behind each contact's newest
+        (an edit of such an old message is no longer applied). Run while the bot runs, not only at start."""
+
+        def work(db: Db) -> None:
+            db.execute("DELETE FROM handled_updates WHERE handled_at < ?", (_ts(handled_before),))
+            db.execute(
+                "DELETE FROM answer_messages WHERE message_id < (SELECT max(m.message_id) FROM answer_messages AS m"
+                " WHERE m.contact_id = answer_messages.contact_id) - ?",
+                (messages_kept,),
+            )
+
+        await self._run(work, write=True, fsync=False)
 
     async def inbox_pending(self) -> list[tuple[int, str]]:
         """Updates fetched but not handled when the bot last stopped, oldest first."""
@@ -1412,7 +1493,7 @@ def _load(db: Db, *, contact: Contact) -> tuple[Report, Session]:
     crow = _one(db, "SELECT language, session_json FROM contacts WHERE id = ?", (contact.id,))
     if crow is None:
         raise LookupError(f"no contact with id {contact.id}")
-    rrow = _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (contact.report_id,))
+    rrow = _one(db, "SELECT status, submitted_at, version FROM reports WHERE id = ?", (contact.report_id,))
     if rrow is None:
         raise LookupError(f"no report with id {contact.report_id}")
     report = Report(
@@ -1420,6 +1501,7 @@ def _load(db: Db, *, contact: Contact) -> tuple[Report, Session]:
         status=ReportStatus(rrow["status"]),
         attachments=_attachments(db, contact.report_id),
         submitted_at=_parse_ts(rrow["submitted_at"]),
+        version=int(rrow["version"]),
     )
     if crow["session_json"] is None:
         return report, Session(language=crow["language"])
@@ -1437,11 +1519,19 @@ def _save(
     now: dt.datetime,
     answer_message: tuple[int, str, str] | None,
     update_id: int | None,
+    expected_version: int | None,
 ) -> None:
     """Write one save (see `Storage.save`): changed answers with their audit rows, status, session."""
     at = _ts(now)
     report_id = contact.report_id
     answered = False
+    if changed or status_changed:
+        row = _one(db, "SELECT version FROM reports WHERE id = ?", (report_id,))
+        if row is None:
+            raise LookupError(f"no report with id {report_id}")
+        if expected_version is not None and int(row["version"]) != expected_version:
+            raise ReportChanged(f"report {report_id} is at version {row['version']}, not {expected_version}")
+        _bump(db, report_id)
     for question_id, value in changed.items():
         new_json = None if value is None else _encode(value)
         row = _one(
@@ -1463,6 +1553,9 @@ def _save(
             )
             action = "answer"
             answered = True
+            # Only the new value: the old one is the previous audit row's, so history grows linearly
+            # (an append does not store the whole text twice).
+            old_json = None
         _audit(db, report_id, contact.id, question_id, action, old_json, new_json, now)
     if status_changed:
         _write_status(db, report_id, contact.id, after, now)
@@ -1684,6 +1777,17 @@ def _rowid(cur: sqlite3.Cursor) -> int:
     if cur.lastrowid is None:
         raise RuntimeError("INSERT did not report a rowid")
     return cur.lastrowid
+
+
+def _bump(db: Db, report_id: int) -> None:
+    """Raise the report's version: its answers, status or files changed."""
+    db.execute("UPDATE reports SET version = version + 1 WHERE id = ?", (report_id,))
+
+
+def _scalar_p(db: Db, sql: str, params: Iterable[Any]) -> Any:
+    """Return the first column of the first row of a query with parameters."""
+    row = _one(db, sql, params)
+    return None if row is None else row[0]
 
 
 def _require_report(db: Db, report_id: int) -> None:

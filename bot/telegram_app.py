@@ -1,7 +1,9 @@
 """Builds the python-telegram-bot Application: handlers, per-chat ordering, commands, start-up.
 
 Rules of this module:
-- Updates of different chats run concurrently; updates of one chat strictly in order.
+- Updates of different chats run concurrently; updates of one chat strictly in order. A chat
+  waiting for its turn holds no global slot; a chat's backlog is capped (`MAX_CHAT_BACKLOG`).
+- Telegram is asked only for the update types handled here (`ALLOWED_UPDATES`).
 - The command menu is registered per language with setMyCommands.
 - Long polling by default; a webhook (with Telegram's secret-token header checked) when
   WEBHOOK_URL is set. Both keep every update in the database's inbox before acknowledging it.
@@ -53,36 +55,75 @@ logger = logging.getLogger(__name__)
 STOP_GRACE = 7.0
 
 
-class PerChatSequential(BaseUpdateProcessor):
-    """Concurrent across chats, strictly ordered within one chat (FIFO locks per chat)."""
+# The update types the handlers below handle; Telegram sends no others (getUpdates / setWebhook).
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# Updates of one chat waiting for their turn; beyond this a chat's new updates are dropped (one notice).
+MAX_CHAT_BACKLOG = 10
 
-    def __init__(self, max_concurrent_updates: int = 256) -> None:
-        super().__init__(max_concurrent_updates)
+Overflow = Callable[[Update], Awaitable[None]]
+
+
+class PerChatSequential(BaseUpdateProcessor):
+    """Concurrent across chats, strictly ordered within one chat (FIFO locks per chat).
+
+    A chat's update takes its place in the chat's order *before* it takes one of the global
+    `max_concurrent_updates` slots, so updates queued behind their own chat (however many) never
+    hold capacity another chat needs. A chat holds at most `max_backlog` updates; beyond that its
+    new updates are dropped, and the first one dropped is replaced by `on_overflow` (one polite
+    notice, in the chat's order) until the chat's backlog has drained.
+    """
+
+    def __init__(self, max_concurrent_updates: int = 256, max_backlog: int = MAX_CHAT_BACKLOG) -> None:
+        # PTB's own semaphore (taken before `do_process_update`) must never be what limits, or a
+        # chat's queued updates would hold it: its bound is far above any number of queued updates.
+        super().__init__(1 << 20)
+        self.max_backlog = max_backlog
+        self.on_overflow: Overflow | None = None
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
+        self._overflowing: set[int] = set()  # chats that were told their extra updates were dropped
+        self._slots = asyncio.BoundedSemaphore(max_concurrent_updates)
+        self.dropped = 0
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the update once every earlier update of its chat has finished."""
+        """Wait for the chat's turn, then for a global slot, then run the update."""
         key = _chat_key(update)
         if key is None:
-            await coroutine
+            async with self._slots:
+                await coroutine
             return
+        if self._waiting.get(key, 0) >= self.max_backlog:
+            _close(coroutine)
+            self.dropped += 1
+            if key in self._overflowing or self.on_overflow is None or not isinstance(update, Update):
+                return
+            self._overflowing.add(key)
+            logger.warning("chat %s sent over %d updates at once; the extra ones are dropped", key, self.max_backlog)
+            coroutine = self.on_overflow(update)
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock:
+            async with lock, self._slots:
                 await coroutine
         finally:
             self._waiting[key] -= 1
             if self._waiting[key] == 0:  # forget idle chats so memory stays flat
                 del self._waiting[key]
                 del self._locks[key]
+                self._overflowing.discard(key)
 
     async def initialize(self) -> None:
         """Nothing to set up."""
 
     async def shutdown(self) -> None:
         """Nothing to tear down."""
+
+
+def _close(coroutine: Awaitable[Any]) -> None:
+    """Discard a coroutine that will never run (without the 'never awaited' warning)."""
+    close = getattr(coroutine, "close", None)
+    if callable(close):
+        close()
 
 
 def _chat_key(update: object) -> int | None:
@@ -144,6 +185,8 @@ def build_application(
     app.add_handler(ChatMemberHandler(front.on_not_private, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(front.on_error)
     front.attach(app)
+    if isinstance(app.update_processor, PerChatSequential):
+        app.update_processor.on_overflow = front.on_backlog_overflow
     if app.job_queue is not None and settings.reminders_enabled:
         policy = policy_from(settings, survey)
         send = broadcaster(app.bot)
@@ -167,6 +210,7 @@ def build_application(
 async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
     """Register the command menu in every language once the bot is known."""
     front.bot_username = app.bot.username
+    await front.service.clean_files()
     await front.keyboards.load()
     await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")
     # Telegram keys menus by two-letter code: a language with regional variants (pt_BR, pt_PT) gets
@@ -184,7 +228,7 @@ async def serve_polling(
     app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd, storage: Storage, settings: Settings
 ) -> None:
     """Run the bot with durable long polling until SIGINT or SIGTERM."""
-    poller = DurablePolling(app, storage, allowed_updates=list(Update.ALL_TYPES), replays=front.replays)
+    poller = DurablePolling(app, storage, allowed_updates=ALLOWED_UPDATES, replays=front.replays)
     monitor = MetricsServer(health_check(settings.data_dir, settings.database_path))
 
     async def start() -> None:
@@ -225,7 +269,7 @@ async def serve_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
             webhook_url=webhook_url,
-            allowed_updates=list(Update.ALL_TYPES),
+            allowed_updates=ALLOWED_UPDATES,
         )
 
     await _serve(app, front, settings, start, functools.partial(hook.stop, STOP_GRACE))

@@ -382,13 +382,17 @@ class _Turn:
         self.after_answer(q)
 
     def long_text(self, q: Question, text: str, overflow: str = "too_long") -> str | None:
-        """`text` if it is a usable long answer; otherwise say why (empty, or over the word limit)."""
+        """`text` if it is a usable long answer; otherwise say why (empty, over the word or character limit)."""
         if not text:
             self.reject("empty", q.id)
             return None
         words = v.count_words(text)
         if q.max_words is not None and words > q.max_words:
             self.reject(overflow, q.id, count=words, limit=q.max_words, excess=words - q.max_words)
+            return None
+        cap = v.char_limit(q.max_words)
+        if len(text) > cap:  # a few very long "words" (or no word limit at all) still have a size limit
+            self.reject(overflow + "_chars", q.id, count=len(text), limit=cap, excess=len(text) - cap)
             return None
         return text
 

@@ -353,21 +353,30 @@ class Renderer:
         p = effect.params
         code = effect.code
         text: str
-        if code in ("too_long", "too_long_combined"):
+        if code in ("too_long", "too_long_combined", "too_long_chars", "too_long_combined_chars"):
             count = int(str(p["count"]))
             limit = int(str(p["limit"]))
             excess = int(str(p["excess"]))
-            text = tr.n(
-                "Your answer has {count} word; the limit is {limit}.",
-                "Your answer has {count} words; the limit is {limit}.",
-                count,
-                limit=limit,
-            )
-            text += " " + tr.n("Please remove {count} word.", "Please remove {count} words.", excess)
-            if code == "too_long":
-                text += " " + _("It was not saved. Send a shorter version, or edit the message you sent.")
+            if code.endswith("_chars"):  # the character cap (see validation.char_limit)
+                text = tr.n(
+                    "Your answer has {count} character; the limit is {limit}.",
+                    "Your answer has {count} characters; the limit is {limit}.",
+                    count,
+                    limit=limit,
+                )
+                text += " " + tr.n("Please remove {count} character.", "Please remove {count} characters.", excess)
             else:
+                text = tr.n(
+                    "Your answer has {count} word; the limit is {limit}.",
+                    "Your answer has {count} words; the limit is {limit}.",
+                    count,
+                    limit=limit,
+                )
+                text += " " + tr.n("Please remove {count} word.", "Please remove {count} words.", excess)
+            if code.startswith("too_long_combined"):
                 text += " " + _("The part you sent earlier is kept; send a shorter addition, or continue.")
+            else:
+                text += " " + _("It was not saved. Send a shorter version, or edit the message you sent.")
         elif code == "too_many_files":
             names = "\n".join(f"• {esc(n)}" for n in p.get("names", ()))  # type: ignore[attr-defined]
             text = tr.n(

@@ -63,6 +63,9 @@ class Report(BaseModel):
     status: ReportStatus = ReportStatus.OPEN
     attachments: tuple[Attachment, ...] = ()
     submitted_at: dt.datetime | None = None
+    # Which stored state this was read from (the storage raises it on every change); the engine
+    # carries it along unchanged, so a save can check the report is still what the step decided on.
+    version: int = 0
 
 
 class Session(BaseModel):

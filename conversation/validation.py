@@ -33,6 +33,7 @@ __all__ = [
     "NO_WORDS",
     "YES_WORDS",
     "Rejection",
+    "char_limit",
     "clean_text",
     "count_words",
     "format_month_value",
@@ -451,6 +452,17 @@ def normalize_person_name(text: str) -> str | Rejection:
     if not any(unicodedata.category(ch)[0] == "L" for ch in name):
         return Rejection("bad_name", {"text": text})
     return name
+
+
+# A long answer's character cap: generous for its word limit (long words, URLs, several scripts),
+# and a global cap where the questionnaire sets no word limit. Counted over the appended whole.
+CHARS_PER_WORD = 15
+MAX_ANSWER_CHARS = 20_000
+
+
+def char_limit(max_words: int | None) -> int:
+    """The character cap of a free-text answer with this word limit (None: no word limit)."""
+    return MAX_ANSWER_CHARS if max_words is None else min(MAX_ANSWER_CHARS, max_words * CHARS_PER_WORD)
 
 
 def normalize_short_text(text: str, max_chars: int = 300) -> str | Rejection:

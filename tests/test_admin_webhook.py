@@ -76,14 +76,16 @@ async def submit(user: Person, confirm: str, submit_now: str, submitted: str) ->
 
 async def replies_to(user: Person, text: str, *, contact: bool) -> str:
     """Everything the bot answers to `text`: a /help afterwards marks the end (one chat is handled
-    in order); someone without an invitation gets one answer per message."""
+    in order); someone without an invitation is answered once per few minutes, but always told
+    that a forged invitation link is not valid, which marks the end for them."""
     mark = user.api.mark()
     user.api.send_text(user.user_id, text, language_code=user.language_code)
-    user.api.send_text(user.user_id, "/help", language_code=user.language_code)
     if contact:
+        user.api.send_text(user.user_id, "/help", language_code=user.language_code)
         await user.expect(mark, "/review — ")
     else:
-        await user.api.async_wait_until(lambda: len(user.api.messages_since(mark, user.user_id)) >= 2, 15)
+        user.api.send_text(user.user_id, "/start " + "forged" * 7 + "x", language_code=user.language_code)
+        await user.expect(mark, "not valid")
     return user.texts_since(mark)
 
 

@@ -21,6 +21,7 @@ from bot.storage import (
     SCHEMA_VERSION,
     City,
     Contact,
+    ReportChanged,
     Storage,
     StorageUnavailable,
 )
@@ -217,7 +218,7 @@ async def test_round_trip_of_every_answer_kind(storage: Storage) -> None:
     await storage.save(contact, before, after, new_session, later(5))
 
     report, session = await storage.load(contact)
-    assert report == after
+    assert report == after.model_copy(update={"version": before.version + 1})  # the save raised the version
     assert isinstance(report.answers["multi"], tuple) and isinstance(report.answers["looks_like_list"], str)
     assert session == new_session
     city = await storage.get_report(city.id)  # type: ignore[assignment]
@@ -239,9 +240,21 @@ async def test_save_writes_only_the_diff(storage: Storage) -> None:
     before, alice_session = await storage.load(alice)
     bob_before, bob_session = await storage.load(bob)
     assert before == bob_before
-    # Both start from the same snapshot and change different questions.
+    # Both start from the same snapshot and change different questions: Alice's save gets in first,
+    # so Bob's (decided on a report that is no longer there) writes nothing until he reads again.
     await storage.save(alice, before, Report(answers={**before.answers, "q1": "alice"}), alice_session, later(1))
-    await storage.save(bob, bob_before, Report(answers={**bob_before.answers, "q2": ("x", "y")}), bob_session, later(2))
+    bob_after = Report(answers={**bob_before.answers, "q2": ("x", "y")})
+    with pytest.raises(ReportChanged):
+        await storage.save(bob, bob_before, bob_after, bob_session.model_copy(update={"cursor": "q2"}), later(2))
+    assert (await storage.load(bob))[1] == bob_session  # not even his session was written
+    bob_before, bob_session = await storage.load(bob)
+    await storage.save(
+        bob,
+        bob_before,
+        bob_before.model_copy(update={"answers": {**bob_before.answers, "q2": ("x", "y")}}),
+        bob_session,
+        later(2),
+    )
 
     report, _ = await storage.load(alice)
     assert report.answers == {"shared": "old", "q1": "alice", "q2": ("x", "y")}
@@ -262,23 +275,41 @@ async def test_two_processes_sharing_a_report(storage: Storage, db_path: Path) -
         a_before, a_session = await storage.load(alice)
         b_before, b_session = await other.load(bob)
         await asyncio.gather(
-            storage.save(alice, a_before, Report(answers={"a": "1"}), a_session, NOW),
-            other.save(bob, b_before, Report(answers={"b": "2"}), b_session, NOW),
+            save_fresh(storage, alice, {"a": "1"}, (a_before, a_session)),
+            save_fresh(other, bob, {"b": "2"}, (b_before, b_session)),
         )
         assert await other.answers_of(city.id) == {"a": "1", "b": "2"}
+
+
+async def save_fresh(
+    storage: Storage, contact: Contact, answers: dict[str, str], loaded: tuple[Report, Session]
+) -> int:
+    """Add `answers` to the snapshot read, reading again when another save got in first (as the
+    service does); return how many times the report had changed."""
+    before, session = loaded
+    conflicts = 0
+    while True:
+        try:
+            after = before.model_copy(update={"answers": {**before.answers, **answers}})
+            await storage.save(contact, before, after, session, NOW)
+            return conflicts
+        except ReportChanged:
+            conflicts += 1
+            before, session = await storage.load(contact)
 
 
 async def test_concurrent_saves_on_one_storage(storage: Storage) -> None:
     city = await new_city(storage)
     contacts = [await storage.console_contact(f"c{i}", city.id, "en", NOW) for i in range(8)]
     loaded = [await storage.load(c) for c in contacts]
-    await asyncio.gather(
+    conflicts = await asyncio.gather(
         *(
-            storage.save(c, before, Report(answers={f"q{i}": str(i)}), session, NOW)
-            for i, (c, (before, session)) in enumerate(zip(contacts, loaded, strict=True))
+            save_fresh(storage, c, {f"q{i}": str(i)}, state)
+            for i, (c, state) in enumerate(zip(contacts, loaded, strict=True))
         )
     )
     assert await storage.answers_of(city.id) == {f"q{i}": str(i) for i in range(8)}
+    assert sum(conflicts) >= 7  # all eight read one snapshot: each save but the first found the report changed
 
 
 async def test_clearing_and_audit_rows(storage: Storage, db_path: Path) -> None:
@@ -287,8 +318,10 @@ async def test_clearing_and_audit_rows(storage: Storage, db_path: Path) -> None:
     r0, s0 = await storage.load(contact)
     r1 = Report(answers={"q1": "a", "q2": ("x",)})
     await storage.save(contact, r0, r1, s0, later(1))
-    r2 = Report(answers={"q1": "b"})
+    r1 = r1.model_copy(update={"version": r0.version + 1})  # as stored
+    r2 = Report(answers={"q1": "b"}, version=r1.version)
     await storage.save(contact, r1, r2, s0, later(2))
+    r2 = r2.model_copy(update={"version": r1.version + 1})
     # Unchanged answers write nothing.
     await storage.save(contact, r2, r2, s0, later(3))
 
@@ -296,7 +329,7 @@ async def test_clearing_and_audit_rows(storage: Storage, db_path: Path) -> None:
     assert [(r["action"], r["question_id"], r["old_json"], r["new_json"]) for r in rows] == [
         ("answer", "q1", None, '"a"'),
         ("answer", "q2", None, '["x"]'),
-        ("answer", "q1", '"a"', '"b"'),
+        ("answer", "q1", None, '"b"'),  # the old value is the previous row's: stored once
         ("clear", "q2", '["x"]', None),
     ]
     assert all(r["contact_id"] == contact.id for r in rows)
@@ -697,7 +730,7 @@ async def test_full_disk_rolls_back_the_whole_save(storage: Storage) -> None:
     assert await storage.load(contact) == (before, session)
     await db.execute("PRAGMA max_page_count = 1073741823")
     await storage.save(contact, before, big, session, NOW)
-    assert (await storage.load(contact))[0] == big
+    assert (await storage.load(contact))[0].answers == big.answers
 
 
 async def test_locked_database_raises_unavailable(storage: Storage, db_path: Path) -> None:

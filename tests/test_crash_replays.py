@@ -1,0 +1,154 @@
+"""A real bot process (`python -m bot run`) SIGKILLed at the worst moments, then started again.
+
+- During a file download: the update that carried the file is handled again after the restart
+  (downloaded and stored), no partial file is left, and the contact is told the file was saved.
+- Right after a button press was handled (answered, keyboard retired) but before the inbox
+  forgot it: the replay after the restart makes no Bot API call that Telegram would refuse
+  (no second answerCallbackQuery, no edit of a message whose keyboard is already gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+from bot import admin
+from bot.storage import Storage
+from tests.bot_process import BotProcess
+from tests.fakes.bot_api import FakeBotAPI
+from tests.telegram_harness import SURVEY
+
+USER = 6001
+WAIT = 20.0
+
+
+class HeldDownloads(FakeBotAPI):
+    """The fake Bot API, with file downloads held until released (to kill the bot mid-download)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.downloading = threading.Event()
+        self.release = threading.Event()
+
+    def _handle_file_download(self, rest: str) -> Any:
+        self.downloading.set()
+        self.release.wait(WAIT)
+        return super()._handle_file_download(rest)
+
+
+async def invitation(data_dir: Path) -> tuple[str, int]:
+    """A fresh report and its invitation token, created before the bot starts."""
+    async with await Storage.open(data_dir / "gnlc.sqlite3") as storage:
+        city, link = await admin.invite(
+            storage, SURVEY, "gnlc_test_bot", "Espoo", "Finland", None, dt.datetime.now(dt.UTC)
+        )
+        return link.rsplit("start=", 1)[1], city.id
+
+
+def texts_since(api: FakeBotAPI, mark: int) -> str:
+    return "\n".join(m.shown_text or "" for m in api.messages_since(mark, USER))
+
+
+async def wait_text(api: FakeBotAPI, mark: int, wanted: str) -> None:
+    await api.async_wait_until(lambda: wanted in texts_since(api, mark), WAIT)
+
+
+def refused_since(api: FakeBotAPI, mark: int) -> list[str]:
+    """Calls Telegram would refuse (4xx), made since `mark`."""
+    return [
+        f"{r.method}: {r.error}"
+        for r in api.calls_to("getUpdates", since=mark) + _all_calls(api, mark)
+        if r.status is not None and 400 <= r.status < 500 and r.status != 409
+    ]
+
+
+def _all_calls(api: FakeBotAPI, mark: int) -> list[Any]:
+    methods = ("sendMessage", "editMessageReplyMarkup", "editMessageText", "answerCallbackQuery", "sendDocument")
+    return [r for method in methods for r in api.calls_to(method, since=mark)]
+
+
+def press_handled(api: FakeBotAPI, mark: int) -> bool:
+    """The press was answered, its keyboard retired, and the next question sent."""
+    return bool(
+        api.calls_to("answerCallbackQuery", since=mark)
+        and api.calls_to("editMessageReplyMarkup", since=mark)
+        and api.messages_since(mark, USER)
+    )
+
+
+async def test_sigkill_during_a_file_download_loses_no_file(tmp_path: Path) -> None:
+    token, report_id = await invitation(tmp_path)
+    api = HeldDownloads()
+    api.start()
+    try:
+        bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
+        try:
+            await bot.start()
+            mark = api.mark()
+            api.send_text(USER, f"/start {token}")
+            await wait_text(api, mark, "Espoo")
+            mark = api.mark()
+            content = b"%PDF-1.4 the learning festival programme"
+            api.send_document(USER, file_name="festival.pdf", content=content)
+            await asyncio.get_running_loop().run_in_executor(None, api.downloading.wait, WAIT)
+            await bot.kill()  # mid-download: the file is neither stored nor recorded
+            api.release.set()
+            async with await Storage.open(tmp_path / "gnlc.sqlite3") as storage:
+                assert await storage.attachments(report_id) == ()
+            assert "File saved" not in texts_since(api, mark)
+
+            restart = api.mark()
+            await bot.start()
+            await wait_text(api, mark, "File saved: festival.pdf")
+            assert not refused_since(api, restart), refused_since(api, restart)
+        finally:
+            api.release.set()
+            await bot.close()
+    finally:
+        api.shutdown()
+    async with await Storage.open(tmp_path / "gnlc.sqlite3") as storage:
+        (stored,) = await storage.attachments(report_id)
+    assert stored.name == "festival.pdf" and stored.size == len(content)
+    blobs = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
+    assert [p.name for p in blobs] == [stored.sha256] and blobs[0].read_bytes() == content
+    assert "Traceback" not in bot.log_text()
+
+
+async def test_a_replayed_button_press_makes_no_call_telegram_would_refuse(tmp_path: Path) -> None:
+    token, _ = await invitation(tmp_path)
+    with FakeBotAPI() as api:
+        api.callback_answer_timeout = 15.0
+        bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
+        try:
+            await bot.start()
+            mark = api.mark()
+            api.send_text(USER, f"/start {token}")
+            await wait_text(api, mark, "Espoo")
+            replayed = False
+            for _attempt in range(5):  # until a kill lands before the inbox forgot the press
+                intro = api.messages(USER)[-1]
+                label = next(str(b["text"]) for b in intro.buttons() if "callback_data" in b)
+                mark = api.mark()
+                api.press(USER, intro.message_id, button_text=label)
+                # Handled: answered, the next question sent, the pressed keyboard retired ...
+                await api.async_wait_until(functools.partial(press_handled, api, mark), WAIT)
+                await bot.kill()  # ... and killed before the finished update leaves the inbox (1 s)
+                restart = api.mark()
+                await bot.start()
+                api.send_text(USER, "/progress")
+                await wait_text(api, restart, "question")
+                refused = refused_since(api, restart)
+                assert not refused, refused
+                # The replay showed the contact where they are, before the /progress answer.
+                replayed = len(api.calls_to("sendMessage", since=restart)) > 1
+                if replayed:
+                    break
+                api.send_text(USER, "/back")  # back to a question with buttons, and try again
+                await wait_text(api, restart, "question")
+            assert replayed, "no kill landed before the inbox forgot the press"
+        finally:
+            await bot.close()
