@@ -279,6 +279,7 @@ class TelegramFrontEnd:
             date=tr.format_date(expires.date()),
         )
         await self.say(context, chat_id, f"{text}\n{esc(link)}")
+
     def may_answer_uninvited(self, user_id: int) -> bool:
         """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
         so a stranger's flood costs one message, not one per message."""

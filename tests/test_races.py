@@ -44,10 +44,10 @@ READ_ONLY = "can no longer be changed"
 
 
 async def two_contacts(h: Harness) -> tuple[Person, Person]:
-    token = await h.invite("Cork", "Ireland", "2015-09")
+    # Each contact opens a personal link of their own, as the team sends them.
     a, b = h.person(5001), h.person(5002)
-    await a.send(f"/start {token}", "Cork")
-    await b.send(f"/start {token}", "Cork")
+    await a.send(f"/start {await h.invite('Cork', 'Ireland', '2015-09')}", "Cork")
+    await b.send(f"/start {await h.invite('Cork', 'Ireland', '2015-09')}", "Cork")
     return a, b
 
 
