@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.receipt import render_receipt
+from bot.storage import ReportChanged
 from conversation.i18n import get_translator
 from conversation.model import Kind
 from conversation.state import Mode, ReportStatus, Session
@@ -87,13 +85,26 @@ def shows_button(person: Person, label: str) -> bool:
     return bool(messages) and any(b.get("text") == label for b in messages[-1].buttons())
 
 
-def conflicts(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("changed during a step" in r.getMessage() for r in caplog.records)
+class Conflicts:
+    """Counts the saves refused because the report changed since it was read (the race happened)."""
+
+    def __init__(self, h: Harness) -> None:
+        self.count = 0
+        original = h.storage.save
+
+        async def save(*args: Any, **kwargs: Any) -> None:
+            try:
+                await original(*args, **kwargs)
+            except ReportChanged:
+                self.count += 1
+                raise
+
+        h.storage.save = save  # type: ignore[method-assign]
 
 
-async def test_submit_against_a_change(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bot.service")
+async def test_submit_against_a_change(tmp_path: Path) -> None:
     async with running_bot(tmp_path, clock=lambda: FIXED) as h:
+        conflicts = Conflicts(h)
         a, b = await two_contacts(h)
         await put(h, 5001, Session(mode=Mode.DONE), REQUIRED)
         await put(h, 5002, Session(mode=Mode.ASKING, cursor=QUESTION.id))
@@ -125,12 +136,12 @@ async def test_submit_against_a_change(tmp_path: Path, caplog: pytest.LogCapture
             await b.send("One more thing after the submission.", READ_ONLY)
             assert (await h.storage.load(contact))[0] == stored
             await h.storage.reopen(contact.report_id, FIXED)
-        assert conflicts(caplog) > 0, "the two saves never overlapped: the race was not exercised"
+        assert conflicts.count > 0, "the two saves never overlapped: the race was not exercised"
 
 
-async def test_appends_against_each_other(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bot.service")
+async def test_appends_against_each_other(tmp_path: Path) -> None:
     async with running_bot(tmp_path) as h:
+        conflicts = Conflicts(h)
         a, b = await two_contacts(h)
         await put(h, 5001, Session(mode=Mode.ADDING_MORE, cursor=QUESTION.id), {QUESTION.id: "Start."})
         await put(h, 5002, Session(mode=Mode.ADDING_MORE, cursor=QUESTION.id))
@@ -152,7 +163,7 @@ async def test_appends_against_each_other(tmp_path: Path, caplog: pytest.LogCapt
             parts = stored.split("\n\n")
             for text in acknowledged:
                 assert parts.count(text) == 1, f"round {round_} ({offset}): {text!r} lost or doubled"
-        assert conflicts(caplog) > 0, "the two saves never overlapped: the race was not exercised"
+        assert conflicts.count > 0, "the two saves never overlapped: the race was not exercised"
 
 
 async def test_the_fifth_file_slot(tmp_path: Path) -> None:
