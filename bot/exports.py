@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import io
 import json
 import logging
 import os
@@ -34,16 +35,15 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import aclosing, contextmanager, suppress
 from pathlib import Path
-from typing import IO, Literal, TypeVar, get_args
+from typing import IO, Any, Literal, TypeVar, get_args
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from bot.progress import SILENT, Progress
 from bot.storage import City, ReportExport, Storage
@@ -141,7 +141,7 @@ async def export_reports(
     columns = _question_columns(survey)
     reports = storage.iter_reports_with_answers(survey.id)
     with _replacing(output) as tmp:
-        async with _closing(reports):
+        async with aclosing(reports):
             counted = _counted(reports, progress)
             if fmt == "csv":
                 count = await _write_csv(tmp, survey, columns, counted, labels)
@@ -297,8 +297,8 @@ def _xlsx_cell(value: str | int, city: City, column: str) -> str | int | None:
     return text
 
 
-def _bold_row(ws: WriteOnlyWorksheet, values: Sequence[str]) -> list[Cell]:
-    """A header row of bold cells."""
+def _bold_row(ws: Any, values: Sequence[str]) -> list[Cell]:
+    """A header row of bold cells for the write-only sheet `ws` (openpyxl's stubs type it as Any)."""
     cells = []
     for value in values:
         cell = WriteOnlyCell(ws, value=spreadsheet_cell(value))
@@ -333,7 +333,8 @@ async def _write_xlsx(
             ws.append([_xlsx_cell(value, export[0], column) for value, column in zip(row, ids, strict=True)])
             count += 1
     except BaseException:
-        _discard(ws)
+        # openpyxl deletes a write-only sheet's spooled rows only when the workbook is saved.
+        await asyncio.to_thread(_discard, wb)
         raise
 
     def save() -> None:
@@ -345,14 +346,25 @@ async def _write_xlsx(
     return count
 
 
-def _discard(ws: WriteOnlyWorksheet) -> None:
-    """Close an unfinished write-only sheet and remove the rows openpyxl spooled to disk."""
+def _discard(wb: Workbook) -> None:
+    """Remove the rows of an unfinished write-only workbook that openpyxl spooled to disk.
+
+    Its public API removes them only when it saves the workbook, so it is saved, to nowhere.
+    """
     with suppress(Exception):
-        ws.close()
-    writer = getattr(ws, "_writer", None)
-    if writer is not None:
-        with suppress(Exception):
-            writer.cleanup()
+        wb.save(_Nowhere())
+
+
+class _Nowhere(io.RawIOBase):
+    """A writable stream that keeps nothing."""
+
+    def writable(self) -> bool:
+        """Say the stream takes writes."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Drop `data`, reporting it all written."""
+        return len(data)
 
 
 def _json_object(survey: Survey, columns: Sequence[Question], export: ReportExport) -> dict[str, object]:
@@ -426,7 +438,7 @@ async def export_files(
     reports = storage.iter_reports_with_answers(survey.id)
     with _replacing(output) as tmp, tmp.open("wb") as fh:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            async with _closing(reports):
+            async with aclosing(reports):
                 async for city, _answers, files in reports:
                     if not files:
                         continue
@@ -525,17 +537,6 @@ async def _counted(items: AsyncIterator[_T], progress: Progress) -> AsyncIterato
     async for item in items:
         yield item
         progress.update(1)
-
-
-@asynccontextmanager
-async def _closing(items: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
-    """Close an async generator (ending its storage read) however the body ends."""
-    try:
-        yield items
-    finally:
-        aclose = getattr(items, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 @contextmanager

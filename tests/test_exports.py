@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -415,10 +416,14 @@ async def test_failure_midway_leaves_previous_export(
             raise RuntimeError("database went away")
 
     monkeypatch.setattr(storage, "iter_reports_with_answers", failing)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where openpyxl spools a write-only sheet's rows
     with pytest.raises(RuntimeError, match="went away"):
         await export_reports(storage, survey, fmt, out)  # type: ignore[arg-type]
     assert out.read_bytes() == b"previous export"
     assert leftovers(tmp_path) == []
+    assert list(spool.iterdir()) == []
 
 
 # ---------------------------------------------------------------- files
