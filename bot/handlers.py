@@ -99,7 +99,7 @@ class TelegramFrontEnd:
                 sent = await sending
                 if reply.request_contact_label:
                     self.contact_keyboards.add(chat_id)
-                if reply.buttons:
+                if reply.buttons and sent is not None:  # None: Telegram never said whether it arrived
                     self.keyboards.set(chat_id, sent.message_id)
         finally:
             if retiring:
@@ -359,9 +359,9 @@ class TelegramFrontEnd:
         await self.after_submission(context, contact, outcome)
 
     async def answer(self, query: CallbackQuery, text: str | None) -> None:
-        """Stop the button's spinner; a too-old query is not worth failing over."""
+        """Stop the button's spinner (waiting out flood control); a too-old query is not worth failing over."""
         try:
-            await query.answer(text[:200] if text else None)
+            await call_with_retry(lambda: query.answer(text[:200] if text else None), what="answerCallbackQuery")
         except TelegramError as exc:
             logger.debug("answerCallbackQuery failed: %s", exc)
 
