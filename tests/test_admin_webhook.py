@@ -151,9 +151,7 @@ async def test_admin_commands_invite_status_reopen_export(tmp_path: Path) -> Non
         # /export: an XLSX document in the chat.
         mark = h.api.mark()
         await admin.send("/export", "2 reports exported")
-        call = await h.api.async_wait_for_call("sendDocument", since=mark, timeout=15)
-        assert call.ok and int(call.params["chat_id"]) == ADMIN
-        document = next(m for m in h.api.messages(ADMIN) if m.kind == "document")
+        document = await admin.document(mark)  # in the admin's own chat
         assert document.content is not None
         assert (document.document or {}).get("file_name", "").endswith(".xlsx")
         rows = list(load_workbook(io.BytesIO(document.content))["Reports"].iter_rows(values_only=True))
