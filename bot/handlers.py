@@ -378,9 +378,14 @@ class TelegramFrontEnd:
         user = update.effective_user
         tr = get_translator(pick_language(user.language_code if user else None))
         if chat.type != Chat.CHANNEL:
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_message(
-                    chat.id, tr.t("This bot works only in private chats. Please write to it directly.")
+            with contextlib.suppress(TelegramError):  # flood control is waited out; anything else is not worth more
+                await call_with_retry(
+                    functools.partial(
+                        context.bot.send_message,
+                        chat.id,
+                        tr.t("This bot works only in private chats. Please write to it directly."),
+                    ),
+                    what="sendMessage",
                 )
         try:
             await context.bot.leave_chat(chat.id)
