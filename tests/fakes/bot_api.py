@@ -1403,6 +1403,10 @@ def _deep(value: T) -> T:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's listen backlog of 5 resets connections when a bot opens its pool in a burst
+    # (a restarted bot with 50 chats waiting); Telegram does not. A reset after the request went out
+    # is an answer lost, which the bot rightly does not repeat: only lost_response_rate makes those.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: FakeBotAPI) -> None:
         self.api = api
