@@ -336,7 +336,7 @@ async def test_callback_queries_expire_and_are_answered_once(api: FakeBotAPI, ap
     api.callback_answer_timeout = 0.2
     late = api.press(USER, sent.message_id, "a")
     await asyncio.sleep(0.3)
-    with pytest.raises(BadRequest, match="(?i)query is too old and response timeout expired or query id is invalid"):
+    with pytest.raises(BadRequest, match=r"(?i)query is too old and response timeout expired or query id is invalid"):
         await app.bot.answer_callback_query(late)
     assert api.callback_answer(late) is None
     api.callback_answer_timeout = 15
@@ -344,7 +344,7 @@ async def test_callback_queries_expire_and_are_answered_once(api: FakeBotAPI, ap
     assert await app.bot.answer_callback_query(query, text="Saved")
     delay = api.callback_answer_delay(query)
     assert delay is not None and 0 <= delay < 15
-    with pytest.raises(BadRequest, match="(?i)query is too old"):
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
         await app.bot.answer_callback_query(query, text="again")
     assert (api.callback_answer(query) or {})["text"] == "Saved"
 
