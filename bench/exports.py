@@ -242,9 +242,10 @@ def read_back(fmt: str, output: Path) -> list[dict[str, Any]]:
     ids = column_ids(SURVEY)
     if fmt == "json":
         return list(json.loads(output.read_text(encoding="utf-8")))
+    rows: list[list[Any]]
     if fmt == "csv":
         with output.open(encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.reader(fh))
+            rows = [list(r) for r in csv.reader(fh)]
     else:
         wb = load_workbook(output, read_only=True)
         rows = [["" if c is None else c for c in r] for r in wb.worksheets[0].iter_rows(values_only=True)]
