@@ -373,7 +373,9 @@ async def test_blocked_user_and_unknown_chat(api: FakeBotAPI, app: App) -> None:
     api.send_text(USER, "sent just before blocking")  # still delivered; the bot's answer is refused
     failed = await api.async_wait_for_call("sendMessage", since=mark, ok=False)
     assert failed.status == 403 and failed.error == "Forbidden: bot was blocked by the user"
-    assert [type(e) for e in app.bot_data["errors"]] == [Forbidden]  # surfaced in the echo handler
+    # surfaced in the echo handler (PTB's error handler runs just after the call returned)
+    await api.async_wait_until(lambda: app.bot_data["errors"])
+    assert [type(e) for e in app.bot_data["errors"]] == [Forbidden]
     app.bot_data["errors"].clear()
 
     api.unblock(USER)
