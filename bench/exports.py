@@ -11,9 +11,14 @@ question's limit, about 40 answers per report) are created with `Storage`, in st
 - peak RSS above the process's RSS just before the export (VmHWM reset through clear_refs);
 - tracemalloc peak of a second run in the same process.
 
-The baseline is a minimal exporter of the same rows and columns: stdlib sqlite3 reading all answers
-in one ordered query, written with csv.writer / openpyxl's write-only workbook / json.dumps per
-report (no applicability rules, no formula guard, no atomic replace).
+Every report has two attachments (one with a caption). What was timed is then read back and
+checked against the database (`verify`): one row per report, each row holding exactly that
+report's answers (text cells compared with the formula guard undone), its attachments listed and
+counted. An export that fails the check fails the benchmark.
+
+The baseline is a minimal exporter doing the same work: stdlib sqlite3 reading all answers and
+attachments in ordered queries, the same formula guard, written with csv.writer / openpyxl's
+write-only workbook / json.dumps per report (no applicability rules, no atomic replace).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 from bench.common import (
     REPO,
+    SEED_NOW,
     SURVEY,
     Row,
     print_table,
@@ -45,7 +51,7 @@ from bench.common import (
     time_bound,
     vm_kb,
 )
-from conversation.state import AnswerValue
+from conversation.state import AnswerValue, Attachment
 
 SIZES = (250, 500, 1000)
 FORMATS = ("csv", "xlsx", "json")
@@ -65,12 +71,35 @@ async def build(work: Path) -> dict[int, Path]:
     paths: dict[int, Path] = {}
     done = 0
     for size in SIZES:
-        await seed(live, size - done, 1, answers_for=answers_for, submitted=True, first_index=done, seed_value=size)
+        seeded = await seed(
+            live, size - done, 1, answers_for=answers_for, submitted=True, first_index=done, seed_value=size
+        )
+        await attach_files(live, seeded)
         done = size
         copy = work / f"reports-{size}.sqlite3"
         shutil.copyfile(live, copy)  # closed: the WAL is checkpointed into the main file
         paths[size] = copy
     return paths
+
+
+async def attach_files(db: Path, seeded: list[list[Any]]) -> None:
+    """Two attachments per report (the second with a caption), recorded like the bot records them."""
+    from bot.storage import Storage
+
+    storage = await Storage.open(db)
+    try:
+        for first, *_rest in seeded:
+            for n in (1, 2):
+                attachment = Attachment(
+                    sha256=f"{first.report_index:032x}{n:032x}",
+                    name=f"plan-{first.report_index}-{n}.pdf",
+                    mime_type="application/pdf",
+                    size=1000 * first.report_index + n,
+                    caption=f"Annex {n} of city {first.report_index}" if n == 2 else None,
+                )
+                await storage.add_attachment(first.contact.report_id, first.contact.id, attachment, SEED_NOW)
+    finally:
+        await storage.close()
 
 
 def content_of(db: Path) -> tuple[float, float, int]:
@@ -129,18 +158,40 @@ def _baseline_rows(db: Path) -> Iterator[tuple[sqlite3.Row, dict[str, Any]]]:
         conn.close()
 
 
+def _baseline_attachments(db: Path) -> dict[int, list[dict[str, Any]]]:
+    """Attachments per report id, in upload order (one query)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        out: dict[int, list[dict[str, Any]]] = {}
+        query = "SELECT report_id, name, size, mime_type, sha256, caption FROM attachments ORDER BY report_id, id"
+        for report_id, name, size, mime, sha256, caption in conn.execute(query):
+            item = {"name": name, "size": size, "mime_type": mime, "sha256": sha256, "caption": caption}
+            out.setdefault(report_id, []).append(item)
+        return out
+    finally:
+        conn.close()
+
+
 def baseline(db: Path, fmt: str, output: Path) -> Callable[[], int]:
     from openpyxl import Workbook
 
-    from bot.exports import column_ids
+    from bot.exports import FORMULA_TRIGGERS, column_ids
 
     ids = column_ids(SURVEY)
     questions = ids[5:-2]
+    files = _baseline_attachments(db)
+
+    def guard(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
 
     def cells(report: sqlite3.Row, answers: dict[str, Any]) -> list[Any]:
         values = [";".join(v) if isinstance(v, list) else v for v in (answers.get(q, "") for q in questions)]
         head = [report["city"], report["country"], report["status"], report["submitted_at"], report["languages"]]
-        return [*head, *values, "", 0]
+        attached = files.get(report["id"], [])
+        listed = "; ".join(
+            f"{a['name']} ({a['size']} B)" + (f": {a['caption']}" if a["caption"] else "") for a in attached
+        )
+        return [guard(v) for v in (*head, *values, listed)] + [len(attached)]
 
     def run() -> int:
         count = 0
@@ -165,13 +216,87 @@ def baseline(db: Path, fmt: str, output: Path) -> Callable[[], int]:
                 for report, answers in _baseline_rows(db):
                     if count:
                         fh.write(",\n")
-                    item = {"city": report["city"], "country": report["country"], "answers": answers}
+                    item = {
+                        "city": report["city"],
+                        "country": report["country"],
+                        "answers": answers,
+                        "attachments": files.get(report["id"], []),
+                    }
                     fh.write(json.dumps(item, ensure_ascii=False))
                     count += 1
                 fh.write("\n]\n")
         return count
 
     return run
+
+
+# ---------------------------------------------------------------- reading an export back
+
+
+def read_back(fmt: str, output: Path) -> list[dict[str, Any]]:
+    """The export's rows as {column id: cell} (JSON: answers and attachments kept as they are)."""
+    from openpyxl import load_workbook
+
+    from bot.exports import column_ids
+
+    ids = column_ids(SURVEY)
+    if fmt == "json":
+        return list(json.loads(output.read_text(encoding="utf-8")))
+    rows: list[list[Any]]
+    if fmt == "csv":
+        with output.open(encoding="utf-8-sig", newline="") as fh:
+            rows = [list(r) for r in csv.reader(fh)]
+    else:
+        wb = load_workbook(output, read_only=True)
+        rows = [["" if c is None else c for c in r] for r in wb.worksheets[0].iter_rows(values_only=True)]
+        wb.close()
+    assert rows and list(rows[0]) == ids, "the first row is not the column ids"
+    body = [r for r in rows[1:] if r and r[0] not in ("", None)]
+    return [dict(zip(ids, r, strict=False)) for r in body]
+
+
+def verify(fmt: str, output: Path, db: Path) -> list[str]:
+    """What is wrong with the export compared with the database (empty: nothing)."""
+    from bot.exports import column_ids
+
+    questions = column_ids(SURVEY)[5:-2]
+    stored: dict[tuple[str, str], dict[str, Any]] = {}
+    for report, answers in _baseline_rows(db):
+        stored[report["city"], report["country"]] = {"id": report["id"], "answers": answers}
+    files = _baseline_attachments(db)
+    rows = read_back(fmt, output)
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (str(row.get("city")), str(row.get("country")))
+        if key not in stored:
+            continue  # a second (translated) header row, or a city that does not exist: counted below
+        if key in seen:
+            problems.append(f"{key}: more than one row")
+        seen.add(key)
+        expected = stored[key]["answers"]
+        attached = files.get(stored[key]["id"], [])
+        if fmt == "json":
+            if row["answers"] != {q: v for q, v in expected.items() if q in questions}:
+                problems.append(f"{key}: answers differ from the database")
+            if [a["name"] for a in row.get("attachments", [])] != [a["name"] for a in attached]:
+                problems.append(f"{key}: attachments not listed")
+            continue
+        for question in questions:
+            cell = row.get(question)
+            text = str(cell).removeprefix("'") if cell not in (None, "") else ""
+            value = expected.get(question)
+            want = ";".join(value) if isinstance(value, list) else ("" if value is None else str(value))
+            if text != want:
+                problems.append(f"{key}: {question} differs from the database")
+                break
+        listed = str(row.get("attachments") or "")
+        if int(row.get("attachment_count") or 0) != len(attached) or not all(a["name"] in listed for a in attached):
+            problems.append(f"{key}: attachments not listed")
+    missing = len(stored) - len(seen)
+    if missing or len(rows) - len(seen) > 1:
+        problems.append(f"{len(seen)} report rows for {len(stored)} reports, {len(rows) - len(seen)} other rows")
+    return problems
 
 
 # ---------------------------------------------------------------- one measurement (child process)
@@ -188,6 +313,7 @@ def child(impl: str, fmt: str, db: Path, out_dir: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     peak_rss_delta = vm_kb("VmHWM") - rss_before
     size = (out_dir / f"first.{fmt}").stat().st_size
+    problems = verify(fmt, out_dir / f"first.{fmt}", db)
     second = make(db, fmt, out_dir / f"second.{fmt}")
     tracemalloc.start()
     second()
@@ -199,6 +325,8 @@ def child(impl: str, fmt: str, db: Path, out_dir: Path) -> dict[str, Any]:
         "peak_rss_delta_kb": peak_rss_delta,
         "traced_peak_kb": traced_peak / 1024,
         "bytes": size,
+        "problems": problems[:5],
+        "problem_count": len(problems),
     }
 
 
@@ -245,9 +373,19 @@ def main() -> int:
 
     rows: list[Row] = []
     scaling: list[Row] = []
+    wrong = {key: r["problems"] for key, r in results.items() if r["problem_count"]}
     for fmt in FORMATS:
         o, b = results["ours", fmt, 1000], results["baseline", fmt, 1000]
         rows += [
+            Row(
+                f"{fmt}: exports read back with a problem (all sizes)",
+                sum(1 for (impl, f, _size) in wrong if impl == "ours" and f == fmt),
+                sum(1 for (impl, f, _size) in wrong if impl == "baseline" and f == fmt),
+                decimals=0,
+                limit=0,
+                absolute=True,
+                target_text="0",
+            ),
             Row(f"{fmt}: time", o["seconds"], b["seconds"], "s", limit=TARGET_SECONDS, absolute=True),
             Row(
                 f"{fmt}: peak RSS above start",
@@ -277,8 +415,9 @@ def main() -> int:
         f"database: {per_report:.1f} answers per report, long answers {words:.0f} words on average, "
         f"{db_bytes / 1e6:.0f} MB for 1,000 reports; output sizes: "
         + ", ".join(f"{fmt} {results['ours', fmt, 1000]['bytes'] / 1e6:.0f} MB" for fmt in FORMATS),
-        "each export in a fresh process; baseline = minimal exporter (one sqlite3 query, csv/openpyxl/json)",
-    ]
+        "each export in a fresh process; baseline = minimal exporter (sqlite3 queries, csv/openpyxl/json)",
+        "read back: one row per report, every answer equal to the database, 2 attachments listed per report",
+    ] + [f"{impl} {fmt} {size}: {problems}" for (impl, fmt, size), problems in wrong.items()]
     ok = print_table("export of 1,000 submitted reports", rows, notes)
     ok &= print_table(
         "export memory vs number of reports (ours)",

@@ -64,15 +64,25 @@ async def build(db_path: Path) -> list[int]:
     return [s.user_id for contacts in seeded for s in contacts]
 
 
-def exercise(bot: BotProcess, api: BenchAPI, users: list[int], texts: dict[int, str]) -> dict[str, float]:
+def exercise(bot: BotProcess, api: BenchAPI, users: list[int], texts: dict[int, str], name: str) -> dict[str, float]:
     """RSS (MB) at start, after the warm-up, after all users; and how many replies came back."""
     figures = {"start": bot.rss_kb() / 1024}
     warm = drive(api, {u: [texts[u]] for u in users[:WARM_UP]})
     figures["idle"] = bot.rss_kb() / 1024
     rest = drive(api, {u: [texts[u]] for u in users[WARM_UP:]}, in_flight=IN_FLIGHT)
     figures["loaded"] = bot.rss_kb() / 1024
-    replies = [m for d in (warm, rest) for msgs in d.replies.values() for m in msgs]
-    figures["replied"] = sum(1 for m in replies if m.ok)
+    # Only correct replies count (ours: the answer was saved; echo: its own text back); anything
+    # else, and any second reply to one answer, is counted apart.
+    correct = 0
+    for d in (warm, rest):
+        for user, msgs in d.replies.items():
+            correct += sum(
+                1 for m in msgs if m.ok and (m.text.startswith("Saved (") if name == "ours" else m.text == texts[user])
+            )
+    figures["replied"] = correct
+    figures["unexpected"] = sum(len(d.strays) for d in (warm, rest)) + sum(
+        max(0, len(msgs) - 1) for d in (warm, rest) for msgs in d.replies.values()
+    )
     figures["seconds"] = rest.finished - rest.started
     return figures
 
@@ -96,7 +106,7 @@ def main() -> int:
                 extra = ("--data-dir", str(data_dir)) if name == "ours" else ()
                 with BotProcess(name, api, work, *extra) as bot:
                     say(f"{name}: {len(users)} contacts answering")
-                    results[name] = exercise(bot, api, users, texts)
+                    results[name] = exercise(bot, api, users, texts, name)
                     if name == "ours":
                         errors = bot.errors_logged()
             finally:
@@ -132,7 +142,7 @@ def main() -> int:
             "kB",
         ),
         Row(
-            "answers replied",
+            "answers replied correctly",
             ours["replied"],
             echo["replied"],
             decimals=0,
@@ -140,6 +150,15 @@ def main() -> int:
             absolute=True,
             higher_is_better=True,
             target_text=f"= {len(users)}",
+        ),
+        Row(
+            "unexpected or duplicate replies",
+            ours["unexpected"],
+            echo["unexpected"],
+            decimals=0,
+            limit=0,
+            absolute=True,
+            target_text="0",
         ),
         Row("time for the 5,000 answers, s", ours["seconds"], echo["seconds"], "s", decimals=1),
     ]

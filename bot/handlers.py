@@ -72,7 +72,9 @@ class TelegramFrontEnd:
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         # Telegram user id -> monotonic time of the last reply to someone without an invitation.
-        self.uninvited_replied: dict[int, float] = {}
+        # (user, what was refused) -> when: someone without an invitation gets one reply per kind per
+        # UNINVITED_QUIET, so a stranger's flood of messages or of links costs one message each.
+        self.uninvited_replied: dict[tuple[int, str], float] = {}
 
     async def close(self) -> None:
         """Write what must outlive this run (the live keyboards)."""
@@ -128,7 +130,7 @@ class TelegramFrontEnd:
                 sent = await sending
                 if reply.request_contact_label:
                     self.contact_keyboards.add(chat_id)
-                if reply.buttons:
+                if reply.buttons and sent is not None:  # None: Telegram never said whether it arrived
                     self.keyboards.set(chat_id, sent.message_id)
         finally:
             if retiring:
@@ -280,16 +282,18 @@ class TelegramFrontEnd:
         )
         await self.say(context, chat_id, f"{text}\n{esc(link)}")
 
-    def may_answer_uninvited(self, user_id: int) -> bool:
-        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
-        so a stranger's flood costs one message, not one per message."""
+    def may_answer_uninvited(self, user_id: int, kind: str = "message") -> bool:
+        """Whether someone without an invitation may get a reply of this kind now (one per
+        UNINVITED_QUIET seconds), so a stranger's flood costs one message, not one per message.
+        `kind` keeps a refused link's explanation from being silenced by an earlier "hello"."""
         now = time.monotonic()
-        last = self.uninvited_replied.get(user_id)
+        key = (user_id, kind)
+        last = self.uninvited_replied.get(key)
         if last is not None and now - last < UNINVITED_QUIET:
             return False
         if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
             self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
-        self.uninvited_replied[user_id] = now
+        self.uninvited_replied[key] = now
         return True
 
     async def on_backlog_overflow(self, update: Update) -> None:
@@ -392,6 +396,8 @@ class TelegramFrontEnd:
         contact = result.contact
         if contact is None:
             existing = await self.storage.contact_by_telegram_user(user.id)
+            if existing is None and not self.may_answer_uninvited(user.id, "link"):
+                return  # refused links are a stranger's flood too: one explanation per few minutes
             await self.say(context, message.chat_id, refusal_text(result, tr, self.service.survey.contact_email))
             if existing is not None:
                 await self.deliver(context, message.chat_id, (await self.service.begin(existing)).replies)
@@ -494,9 +500,9 @@ class TelegramFrontEnd:
         await self.after_submission(context, contact, outcome)
 
     async def answer(self, query: CallbackQuery, text: str | None) -> None:
-        """Stop the button's spinner; a too-old query is not worth failing over."""
+        """Stop the button's spinner (waiting out flood control); a too-old query is not worth failing over."""
         try:
-            await query.answer(text[:200] if text else None)
+            await call_with_retry(lambda: query.answer(text[:200] if text else None), what="answerCallbackQuery")
         except TelegramError as exc:
             logger.debug("answerCallbackQuery failed: %s", exc)
 
@@ -513,9 +519,14 @@ class TelegramFrontEnd:
         user = update.effective_user
         tr = get_translator(self.user_language(user))
         if chat.type != Chat.CHANNEL:
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_message(
-                    chat.id, tr.t("This bot works only in private chats. Please write to it directly.")
+            with contextlib.suppress(TelegramError):  # flood control is waited out; anything else is not worth more
+                await call_with_retry(
+                    functools.partial(
+                        context.bot.send_message,
+                        chat.id,
+                        tr.t("This bot works only in private chats. Please write to it directly."),
+                    ),
+                    what="sendMessage",
                 )
         try:
             await context.bot.leave_chat(chat.id)

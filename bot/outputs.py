@@ -4,7 +4,10 @@ Rules of this module:
 - HTML parse mode; texts come from `render`, where contact text is already escaped.
 - A text over 4096 characters is split at paragraph, then line, then word boundaries,
   never inside a tag or an entity.
-- 429 is honoured (`retry_after`), network errors and 5xx are retried with back-off;
+- 429 is honoured (`retry_after`); a call that certainly did not run (no connection made,
+  500/502/503 from Telegram) is retried with back-off. A *send* that may have run (the request
+  went out, the answer never came back) is never sent again: Telegram may have delivered it,
+  and a second copy would show twice. Reads and edits are safe to repeat and are retried.
   403 (blocked) is reported to the caller, never retried.
 - Sending happens after the answer is committed; a failed send loses nothing.
 """
@@ -20,6 +23,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -40,6 +44,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096
 MAX_ATTEMPTS = 5
+# Failures after which the request certainly never reached Telegram.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Server errors (500, 502, 503: their description or HTTP phrase) answered when the call was not
+# carried out; 504 (the proxy gave up waiting) may follow an executed call, like a lost answer.
+_RETRIED_SERVER_ERRORS = ("Internal Server Error", "Bad Gateway", "Service Unavailable")
 _TAG_RE = re.compile(r"</?[a-z]+[^>]*>|&[a-z]+;|&#\d+;")
 
 
@@ -77,10 +86,33 @@ def _retry_after_seconds(exc: RetryAfter) -> float:
     return float(value) if isinstance(value, int | float) else value.total_seconds()
 
 
+class MaybeSent(NetworkError):
+    """A send whose request went out but whose answer never came back: it may have been delivered."""
+
+
+def certainly_not_run(exc: NetworkError) -> bool:
+    """Whether Telegram certainly did not carry out the call that failed with `exc`."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx.HTTPError):  # no HTTP answer: only a failed connection is certain
+        return isinstance(cause, _NOT_SENT)
+    if isinstance(exc, TimedOut):
+        return "Pool timeout" in exc.message  # PTB says so when the request was not sent
+    # Telegram (or its proxy) answered with an HTTP error status.
+    return exc.message.startswith(_RETRIED_SERVER_ERRORS)
+
+
+def is_send(what: str) -> bool:
+    """Whether the call creates a new message (a repeat would show it twice); reads and edits do not."""
+    return what.startswith("send")
+
+
 async def call_with_retry(
     make_call: Callable[[], Awaitable[T]], *, what: str = "call", pacer: Pacer | None = None
 ) -> T:
-    """Run a Bot API call, honouring 429 retry_after and retrying transient failures."""
+    """Run a Bot API call, honouring 429 retry_after and retrying failures where it is safe.
+
+    A send that may already have reached Telegram raises `MaybeSent` instead of being repeated.
+    """
     delay = 0.5
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if pacer is not None:
@@ -98,7 +130,9 @@ async def call_with_retry(
             raise Blocked(str(exc)) from exc
         except BadRequest:
             raise
-        except (TimedOut, NetworkError) as exc:
+        except NetworkError as exc:  # TimedOut included
+            if is_send(what) and not certainly_not_run(exc):
+                raise MaybeSent(f"{what}: no answer from Telegram ({exc.message}); not sent again") from exc
             if attempt == MAX_ATTEMPTS:
                 raise
             logger.warning("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)  # transient: one line
@@ -192,11 +226,13 @@ def contact_keyboard(reply: Reply) -> ReplyKeyboardMarkup | None:
 
 async def send_reply(
     bot: Bot, chat_id: int, reply: Reply, *, remove_reply_keyboard: bool = False, pacer: Pacer | None = None
-) -> Message:
+) -> Message | None:
     """Send one reply (split if needed); returns the message carrying its keyboard.
 
     A message has one keyboard: a question with inline buttons that also offers "share my phone
-    number" gets that reply keyboard on a short second message.
+    number" gets that reply keyboard on a short second message. None when Telegram never
+    answered for that message (`MaybeSent`): it may be on the contact's screen, so it is not
+    sent again; the bot's answer to the contact's next message shows where they are.
     """
     chunks = split_html(reply.text)
     last: Message | None = None
@@ -207,7 +243,7 @@ async def send_reply(
         )
         if keyboard is None and remove_reply_keyboard and index == 0:
             keyboard = ReplyKeyboardRemove()
-        last = await call_with_retry(
+        last = await _send_once(
             functools.partial(
                 bot.send_message,
                 chat_id,
@@ -216,19 +252,29 @@ async def send_reply(
                 reply_markup=keyboard,
                 disable_web_page_preview=True,
             ),
-            what="sendMessage",
+            chat_id=chat_id,
             pacer=pacer,
         )
-    assert last is not None
     if reply.buttons and (share := contact_keyboard(reply)) is not None:
-        await call_with_retry(
+        await _send_once(
             functools.partial(
                 bot.send_message, chat_id, "📱 " + html.escape(reply.request_contact_label or ""), reply_markup=share
             ),
-            what="sendMessage",
+            chat_id=chat_id,
             pacer=pacer,
         )
     return last
+
+
+async def _send_once(
+    make_call: Callable[[], Awaitable[Message]], *, chat_id: int, pacer: Pacer | None
+) -> Message | None:
+    """sendMessage with the retries that are safe; None (one warning) if it may or may not have arrived."""
+    try:
+        return await call_with_retry(make_call, what="sendMessage", pacer=pacer)
+    except MaybeSent as exc:
+        logger.warning("chat %s: %s", chat_id, exc)
+        return None
 
 
 async def edit_reply(bot: Bot, chat_id: int, message_id: int, reply: Reply) -> bool:
@@ -272,11 +318,11 @@ async def remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
 BROADCAST_RATE = 29.0
 
 
-def broadcaster(bot: Bot, per_second: float = BROADCAST_RATE) -> Callable[[int, Reply], Awaitable[Message]]:
+def broadcaster(bot: Bot, per_second: float = BROADCAST_RATE) -> Callable[[int, Reply], Awaitable[Message | None]]:
     """A sender for messages to many chats (reminders): paced, with 429 pauses shared by all calls."""
     pacer = Pacer(per_second)
 
-    async def send(chat_id: int, reply: Reply) -> Message:
+    async def send(chat_id: int, reply: Reply) -> Message | None:
         return await send_reply(bot, chat_id, reply, pacer=pacer)
 
     return send

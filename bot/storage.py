@@ -38,7 +38,7 @@ import logging
 import re
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -1126,7 +1126,7 @@ class Storage:
         """Return the report's answers by question id."""
         return await self._run(lambda db: _answers(db, report_id), write=False)
 
-    async def iter_reports_with_answers(self, survey_id: str, batch: int = 100) -> AsyncIterator[ReportExport]:
+    async def iter_reports_with_answers(self, survey_id: str, batch: int = 100) -> AsyncGenerator[ReportExport, None]:
         """Yield (city, answers, attachments) for each report of the survey, in id order.
 
         Reports are read `batch` at a time (three queries in one transaction per batch), so memory

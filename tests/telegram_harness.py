@@ -2,10 +2,16 @@
 
 `running_bot` starts the fake server on 127.0.0.1, the bot over a real SQLite file, and yields
 a `Harness`; `Person` plays one Telegram user: sends messages, presses buttons, waits for replies.
+
+The fake runs with Telegram's limits on (flood control, callback expiry); a test that needs one
+off passes `api_settings` (or its own `FakeBotAPI`) and says why. Waiting is always for a
+condition: a reply's text, a specific call, a specific callback's answer, or `Harness.quiet()`
+(nothing left to do) before a check that something did *not* happen.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +42,34 @@ class Harness:
     storage: Storage
     survey: Survey
     front: Any
+
+    async def quiet(self, timeout: float = TIMEOUT) -> None:
+        """Wait until the bot has nothing left to do: every update fetched and handled, every call answered.
+
+        For checks that something did *not* happen: they are made once the bot is idle, not after a
+        guessed sleep. (Idle twice in a row: PTB hands a fetched update to a task one loop turn later.)
+        """
+
+        def idle() -> bool:
+            return (
+                not self.api.pending_updates()
+                and self.app.update_queue.empty()
+                and self.app.update_processor.current_concurrent_updates == 0
+                and all(
+                    r.status is not None or r.fault is not None
+                    for r in self.api.call_records
+                    if r.method != "getUpdates"
+                )
+            )
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        streak = 0
+        while streak < 3:
+            if loop.time() > end:
+                raise AssertionError(f"the bot did not become idle within {timeout} s")
+            streak = streak + 1 if idle() else 0
+            await asyncio.sleep(0.02)
 
     async def invite(self, city: str = "Hamburg", country: str = "Germany", joined: str | None = None) -> str:
         """A fresh deep-link token for the city."""
@@ -81,6 +115,17 @@ class Person:
         except TimeoutError:
             raise AssertionError(f"waited for {wanted}; got:\n{self.texts_since(mark)}") from None
 
+    async def document(self, mark: int, timeout: float = TIMEOUT) -> BotMessage:
+        """Wait until a document arrives in this chat after `mark`; return it (name and bytes included)."""
+
+        def arrived() -> BotMessage | None:
+            return next((m for m in self.api.messages_since(mark, self.user_id) if m.kind == "document"), None)
+
+        try:
+            return await self.api.async_wait_until(arrived, timeout)
+        except TimeoutError:
+            raise AssertionError(f"no document reached {self.user_id}; got:\n{self.texts_since(mark)}") from None
+
     async def send(self, text: str, *wanted: str) -> list[BotMessage]:
         """Type a message and wait for the replies containing `wanted`."""
         mark = self.api.mark()
@@ -106,11 +151,17 @@ class Person:
         """Press an inline button by (the start of) its label and wait for `wanted`."""
         message, exact = self.keyboard_message(label)
         mark = self.api.mark()
-        self.api.press(self.user_id, message.message_id, button_text=exact)
-        if not wanted:
-            await self.api.async_wait_for_call("answerCallbackQuery", since=mark, timeout=TIMEOUT)
-            return []
-        return await self.expect(mark, *wanted)
+        query = self.api.press(self.user_id, message.message_id, button_text=exact)
+        replies = await self.expect(mark, *wanted) if wanted else []
+        await self.spinner_stopped(query)
+        return replies
+
+    async def spinner_stopped(self, query_id: str) -> dict[str, Any]:
+        """Wait until the bot answered this callback query (the fake refuses answers after 15 s)."""
+        try:
+            return await self.api.async_wait_until(lambda: self.api.callback_answer(query_id), TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"callback query {query_id} was never answered") from None
 
     async def answered(self, question_id: str, timeout: float = TIMEOUT) -> object:
         """Wait until the question has a stored answer (of this user's report) and return it."""
@@ -119,8 +170,6 @@ class Person:
 
         async def stored() -> object:
             return (await self.h.storage.answers_of(contact.report_id)).get(question_id)
-
-        import asyncio
 
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
@@ -140,11 +189,12 @@ async def running_bot(
     admin_ids: frozenset[int] = frozenset(),
     clock: Callable[[], dt.datetime] | None = None,
     allowed_updates: list[str] | None = None,
+    api_settings: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
-    """Start the fake Bot API (unless given) and the bot; stop both afterwards."""
+    """Start the fake Bot API (unless given; with `api_settings`, see FakeBotAPI) and the bot; stop both afterwards."""
     own_api = api is None
-    api = api or FakeBotAPI().start()
+    api = api or FakeBotAPI(**(api_settings or {})).start()
     settings = Settings(
         bot_token=api.token,
         bot_api_base_url=api.base_url,

@@ -353,11 +353,29 @@ def reminders_to(api: FakeBotAPI, since: int = 0) -> dict[int, str]:
     }
 
 
+def far_from_midnight(days_ahead: int) -> tuple[str, dt.date]:
+    """A time zone where it is about noon now, and the date `days_ahead` days from today there.
+
+    `python -m bot remind` reads the real clock in its own process; in a zone 12 hours from
+    midnight, "5 days before the deadline" stays true however slowly the command runs.
+    """
+    now = dt.datetime.now(dt.UTC)
+    offset = (12 - now.hour + 12) % 24 - 12  # -12 .. +11 hours from UTC
+    zone = f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-3 is UTC+3
+    local_today = (now + dt.timedelta(hours=offset)).date()
+    return zone, local_today + dt.timedelta(days=days_ahead)
+
+
 async def test_remind_sends_due_reminders_once(tmp_path: Path, api: FakeBotAPI) -> None:
     data = tmp_path / "data"
     await reminder_setup(data, api)
-    deadline = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=5)
-    env = {"DEADLINE": deadline.isoformat(), "REMINDER_DAYS": "30,14,7,5,3,1,0", "REMINDER_HOUR": "0"}
+    zone, deadline = far_from_midnight(days_ahead=5)
+    env = {
+        "DEADLINE": deadline.isoformat(),
+        "REMINDER_DAYS": "30,14,7,5,3,1,0",
+        "REMINDER_HOUR": "0",
+        "TIMEZONE": zone,
+    }
     first = await acli(data, api, "remind", **env)
     assert first.returncode == 0, first.stderr
     assert "reminders: 3 sent, 0 blocked, 0 failed" in first.stdout
@@ -387,8 +405,8 @@ async def test_remind_states_the_days_actually_left(tmp_path: Path, api: FakeBot
     the due reminder is the 7-day one, but the contact has 5 days."""
     data = tmp_path / "data"
     await reminder_setup(data, api)
-    deadline = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=5)
-    result = await acli(data, api, "remind", DEADLINE=deadline.isoformat(), REMINDER_HOUR="0")
+    zone, deadline = far_from_midnight(days_ahead=5)
+    result = await acli(data, api, "remind", DEADLINE=deadline.isoformat(), REMINDER_HOUR="0", TIMEZONE=zone)
     assert result.returncode == 0, result.stderr
     text = reminders_to(api)[3001]
     en = get_translator("en")

@@ -7,6 +7,7 @@ would see them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dtm
 import hashlib
 import warnings
@@ -281,6 +282,83 @@ async def test_rate_limit_answers_429_with_retry_after(api: FakeBotAPI, app: App
     assert [m.text for m in api.messages(USER)] == ["one", "two"]
 
 
+def test_telegram_limits_are_on_by_default_and_can_be_turned_off() -> None:
+    fake = FakeBotAPI()
+    assert fake.rate_limit_per_second == 30 and fake.rate_limit_per_chat_per_second == 1
+    assert fake.callback_answer_timeout == 15
+    assert {"editMessageText", "editMessageReplyMarkup", "answerCallbackQuery"} <= fake.rate_limited_methods
+    relaxed = FakeBotAPI(rate_limit_per_chat_per_second=None, lost_response_rate=0.25)
+    assert relaxed.rate_limit_per_chat_per_second is None and relaxed.lost_response_rate == 0.25
+    with pytest.raises(TypeError, match="no setting"):
+        FakeBotAPI(rate_limit_per_chatt=None)
+
+
+async def test_per_chat_flood_control_counts_sends_edits_and_callback_answers(api: FakeBotAPI, app: App) -> None:
+    api.add_user(USER)
+    api.add_user(OTHER_USER)
+    api.rate_limit_per_chat_burst = 3
+    first = await app.bot.send_message(USER, "one", reply_markup=inline("a"))
+    await app.bot.edit_message_text("one, edited", chat_id=USER, message_id=first.message_id, reply_markup=inline("a"))
+    query = api.press(USER, first.message_id, "a")
+    await app.bot.answer_callback_query(query)  # the third call of the burst
+    for call in (
+        lambda: app.bot.send_message(USER, "two"),
+        lambda: app.bot.edit_message_reply_markup(chat_id=USER, message_id=first.message_id),
+    ):
+        with pytest.raises(RetryAfter) as excinfo:
+            await call()
+        assert retry_seconds(excinfo.value) == 1  # a token comes back within the second
+    await app.bot.send_message(OTHER_USER, "another chat is not held up")
+    # Refilled at one per second: one call passes after a second, the next one is refused again.
+    await asyncio.sleep(1.05)
+    await app.bot.send_message(USER, "two")
+    with pytest.raises(RetryAfter):
+        await app.bot.send_message(USER, "three")
+    assert [m.text for m in api.messages(USER)] == ["one, edited", "two"]
+    assert api.stats["rate_limited"] == 3 and api.count_429 == 3
+
+
+async def test_global_flood_control_is_a_bucket_of_one_second(api: FakeBotAPI, app: App) -> None:
+    api.rate_limit_per_chat_per_second = None
+    api.rate_limit_per_second = 5
+    users = list(range(7000, 7006))
+    for user in users:
+        api.add_user(user)
+    for user in users[:5]:
+        await app.bot.send_message(user, "burst")
+    with pytest.raises(RetryAfter):
+        await app.bot.send_message(users[5], "over the global limit")
+
+
+async def test_callback_queries_expire_and_are_answered_once(api: FakeBotAPI, app: App) -> None:
+    api.add_user(USER)
+    sent = await app.bot.send_message(USER, "pick", reply_markup=inline("a"))
+    api.callback_answer_timeout = 0.2
+    late = api.press(USER, sent.message_id, "a")
+    await asyncio.sleep(0.3)
+    with pytest.raises(BadRequest, match=r"(?i)query is too old and response timeout expired or query id is invalid"):
+        await app.bot.answer_callback_query(late)
+    assert api.callback_answer(late) is None
+    api.callback_answer_timeout = 15
+    query = api.press(USER, sent.message_id, "a")
+    assert await app.bot.answer_callback_query(query, text="Saved")
+    delay = api.callback_answer_delay(query)
+    assert delay is not None and 0 <= delay < 15
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await app.bot.answer_callback_query(query, text="again")
+    assert (api.callback_answer(query) or {})["text"] == "Saved"
+
+
+async def test_a_lost_response_is_executed_but_never_answered(api: FakeBotAPI, app: App) -> None:
+    api.add_user(USER)
+    api.lost_response_rate = 1.0
+    with pytest.raises(NetworkError):
+        await app.bot.send_message(USER, "did it arrive?")
+    assert [m.text for m in api.messages(USER)] == ["did it arrive?"]  # it did
+    api.lost_response_rate = 0.0
+    assert api.stats["drop_after"] == 1
+
+
 async def test_blocked_user_and_unknown_chat(api: FakeBotAPI, app: App) -> None:
     api.add_user(USER)
     api.block(USER)
@@ -295,7 +373,9 @@ async def test_blocked_user_and_unknown_chat(api: FakeBotAPI, app: App) -> None:
     api.send_text(USER, "sent just before blocking")  # still delivered; the bot's answer is refused
     failed = await api.async_wait_for_call("sendMessage", since=mark, ok=False)
     assert failed.status == 403 and failed.error == "Forbidden: bot was blocked by the user"
-    assert [type(e) for e in app.bot_data["errors"]] == [Forbidden]  # surfaced in the echo handler
+    # surfaced in the echo handler (PTB's error handler runs just after the call returned)
+    await api.async_wait_until(lambda: app.bot_data["errors"])
+    assert [type(e) for e in app.bot_data["errors"]] == [Forbidden]
     app.bot_data["errors"].clear()
 
     api.unblock(USER)

@@ -28,6 +28,7 @@ EMAIL = SURVEY.contact_email
 LINK_RE = re.compile(r"https://t\.me/gnlc_test_bot\?start=([A-Za-z0-9_-]{43})")
 USED = "This invitation link has already been used by another Telegram account"
 EXPIRED = "This invitation link has expired"
+REMOVED = "This Telegram account no longer has access to this report"
 UNINVITED = "It works with a personal invitation link"
 
 
@@ -49,10 +50,17 @@ async def refused(person: Person, token: str, refusal: str) -> None:
     assert "Hamburg" not in shown and "Germany" not in shown
     assert not any(m.buttons() for m in replies)
     assert await person.h.storage.contact_by_telegram_user(person.user_id) is None
-    # And nothing afterwards either: the questionnaire and the review stay closed.
+    # And nothing afterwards either: the questionnaire and the review stay closed. Someone without an
+    # invitation gets one reply per few minutes (a stranger's flood costs one message): the first of
+    # these is told how the bot works, the others get nothing.
+    mark = person.api.mark()
     for command in ("/review", "/start", "hello"):
-        replies = await person.send(command, UNINVITED)
-        assert "Hamburg" not in "\n".join(m.shown_text or "" for m in replies)
+        person.api.send_text(person.user_id, command)
+    await person.h.quiet()
+    (reply,) = person.api.messages_since(mark, person.user_id)
+    assert UNINVITED in (reply.shown_text or "") and "Hamburg" not in (reply.shown_text or "")
+    assert not reply.buttons()
+    assert await person.h.storage.contact_by_telegram_user(person.user_id) is None
 
 
 async def test_a_forwarded_link_is_refused_to_a_second_account(tmp_path: Path) -> None:
@@ -157,7 +165,8 @@ async def test_join_notice_and_its_remove_button(tmp_path: Path) -> None:
 async def test_removal_takes_effect_in_the_middle_of_the_questionnaire(tmp_path: Path) -> None:
     async with running_bot(tmp_path) as h:
         hamburg = h.person(1601)
-        await hamburg.send(f"/start {await personal_link(h)}", "This report is for Hamburg, Germany")
+        token = await personal_link(h)
+        await hamburg.send(f"/start {token}", "This report is for Hamburg, Germany")
         await hamburg.press("Begin", "Official city website address")
         await hamburg.send("https://www.hamburg.de", "Date of joining the UNESCO GNLC")
         contact = await h.contact(1601)
@@ -167,7 +176,11 @@ async def test_removal_takes_effect_in_the_middle_of_the_questionnaire(tmp_path:
 
         replies = await hamburg.send("03/2019", UNINVITED)
         assert "Hamburg" not in "\n".join(m.shown_text or "" for m in replies)
-        await hamburg.send("/review", UNINVITED)
+        # Now one of those without an invitation: one reply per few minutes, so /review gets none.
+        mark = h.api.mark()
+        h.api.send_text(1601, "/review")
+        await h.quiet()
+        assert h.api.messages_since(mark, 1601) == []
         answers = await h.storage.answers_of(contact.report_id)
         assert "joined_gnlc" not in answers and answers["city_website"] == "https://www.hamburg.de"
         # The answers given stay, attributed to the removed contact in the audit trail.
@@ -178,10 +191,9 @@ async def test_removal_takes_effect_in_the_middle_of_the_questionnaire(tmp_path:
             ).fetchall()
         db.close()
         assert rows == [(contact.id, "answer")]
-        # The old link does not bring the account back.
-        mark = h.api.mark()
-        h.api.send_text(1601, "/help")
-        await hamburg.expect(mark, UNINVITED)
+        # The old link does not bring the account back: it is told so, once.
+        await hamburg.send(f"/start {token}", REMOVED)
+        assert await h.storage.contact_by_telegram_user(1601) is None
 
 
 async def test_an_input_in_flight_when_the_removal_lands_is_dropped_whole(tmp_path: Path) -> None:
@@ -354,3 +366,17 @@ async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Pa
         assert "shared link from before personal invitations — any number of accounts, no expiry" in lines
     finally:
         await storage.close()
+
+
+async def test_a_stranger_flooding_links_is_answered_once(tmp_path: Path) -> None:
+    """Refused links are a stranger's flood too: one explanation per few minutes, not one per link
+    (each would spend Telegram's overall budget of messages that the contacts need)."""
+    async with running_bot(tmp_path) as h:
+        token = await personal_link(h)
+        await h.person(1901).send(f"/start {token}", "This report is for Hamburg, Germany")
+        mark = h.api.mark()
+        for n in range(30):
+            h.api.send_text(1902, f"/start {token}" if n % 2 else f"/start {'x' * 43}")
+        await h.quiet()
+        (reply,) = h.api.messages_since(mark, 1902)
+        assert EMAIL in (reply.shown_text or "") and "Hamburg" not in (reply.shown_text or "")

@@ -369,7 +369,12 @@ class TelegramRespondent:
 async def test_whole_questionnaire_over_telegram_in_every_language(tmp_path: Path, code: str) -> None:
     lang = LANGS[code]
     tr = get_translator(code)
-    async with running_bot(tmp_path) as h:
+    # Flood control off: a scripted contact walks the whole questionnaire (~190 calls in one chat) in
+    # milliseconds; at Telegram's ~1 message/s per chat each of the 7 runs would take minutes, and the
+    # overall 30/s would still pace this one chat. The limits are exercised in tests/test_telegram_e2e.py.
+    async with running_bot(
+        tmp_path, api_settings={"rate_limit_per_chat_per_second": None, "rate_limit_per_second": None}
+    ) as h:
         token = await h.invite(lang.city, lang.country)
         person = h.person(2000 + LANGUAGES.index(code), lang.telegram_code)
         driver = TelegramRespondent(h, person, lang)

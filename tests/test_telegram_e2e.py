@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 
 import pytest
 
@@ -59,7 +60,12 @@ async def walk_to_end(h: Harness, user: Person, branch: str) -> list[str]:
 
 @pytest.mark.parametrize("branch", ["Yes", "No"])
 async def test_whole_report_through_each_side_of_the_branches(tmp_path, branch):
-    async with running_bot(tmp_path, admin_ids=frozenset({900})) as h:
+    # Per-chat flood control off: a scripted contact answers the whole questionnaire (~190 calls in
+    # one chat) in milliseconds, which at Telegram's ~1 message/s would take minutes per run. The
+    # pace itself is exercised by test_flood_control_inside_a_chat_is_waited_out.
+    async with running_bot(
+        tmp_path, admin_ids=frozenset({900}), api_settings={"rate_limit_per_chat_per_second": None}
+    ) as h:
         admin = h.person(900)
         await admin.send("/status", "Reports")  # the admin has started the bot, so is notified later
         token = await h.invite("Hamburg", "Germany")
@@ -75,12 +81,16 @@ async def test_whole_report_through_each_side_of_the_branches(tmp_path, branch):
         assert "city_name" not in asked  # pre-filled by the invitation
         # The review is long: it arrives in several messages, none over Telegram's limit.
         review = await user.send("/review", "Your answers", "questions answered")
-        assert len(review) >= 1 and all(len(m.shown_text or "") <= 4096 for m in review)
+        assert "Anna Schmidt" in user.texts_since(0) and LONG in "\n".join(m.shown_text or "" for m in review)
         await user.send("/submit", "Submit the report")
         mark = h.api.mark()
         await user.press("Submit now", "has been submitted")
-        receipt = await h.api.async_wait_for_call("sendDocument", since=mark, timeout=15)
-        assert receipt.ok
+        receipt = await user.document(mark)  # the copy reaches the contact, and it is their report
+        assert (receipt.document or {}).get("file_name") == "gnlc-report-hamburg.html"
+        assert receipt.caption == "A copy of your submitted report."
+        page = (receipt.content or b"").decode()
+        assert "Hamburg" in page and "Anna Schmidt" in page and "anna@hamburg.de" in page
+        assert not [m for m in h.api.messages(900) if m.kind == "document"]  # the admin gets no copy
         await admin.expect(mark, "Hamburg (Germany) submitted")
         contact = await h.contact(1001)
         answers = await h.storage.answers_of(contact.report_id)
@@ -216,11 +226,9 @@ async def test_stale_forged_and_repeated_buttons_change_nothing(tmp_path):
 
         await h.api.async_wait_until(keyboard_gone, 10)
         for data in ("a:core_team:no", "a:core_team:maybe", "c:drop_tables", "x" * 64, "a:city_name:<b>"):
-            mark = h.api.mark()
             query = h.api.press(1005, question.message_id, data, force=True)
-            await h.api.async_wait_for_call("answerCallbackQuery", since=mark, timeout=10)
-            answer = h.api.callback_answer(query)
-            assert answer is not None and "no longer active" in (answer.get("text") or "")
+            answer = await user.spinner_stopped(query)  # this press's own answer, not an earlier one
+            assert answer["text"] == "That button is no longer active."
         assert await user.answered("core_team") == "yes"
 
 
@@ -337,6 +345,9 @@ async def test_a_press_retires_its_keyboard_once_and_stops_the_spinner(tmp_path)
         # That reply retires the website question's keyboard (recorded first, so it may land just after).
         await h.api.async_wait_until(lambda: h.api.calls_to("editMessageReplyMarkup", since=before_edit), 10)
         question, _ = user.keyboard_message("Yes")
+        # The reply to /edit arrives while the previous question's keyboard is still being removed:
+        # mark only once that removal is done, or it would count as this press's.
+        await h.quiet()
         mark = h.api.mark()
         await user.press("Yes", "Please briefly describe this mechanism")
 
@@ -346,7 +357,7 @@ async def test_a_press_retires_its_keyboard_once_and_stops_the_spinner(tmp_path)
             )
 
         await h.api.async_wait_until(settled, 10)
-        await asyncio.sleep(0.2)  # room for a (wrong) second removal to show up
+        await h.quiet()  # a (wrong) second removal would have been made by now
         edits = h.api.calls_to("editMessageReplyMarkup", since=mark)
         assert [int(e.params["message_id"]) for e in edits] == [question.message_id]
         assert all(e.ok for e in edits)
@@ -374,3 +385,97 @@ async def test_the_live_keyboard_is_retired_by_the_first_reply_after_a_restart(t
             await api.async_wait_until(retired, 10)
             (old,) = [m for m in api.messages(1031) if m.message_id == question.message_id]
             assert not old.inline_keyboard
+
+
+# ---------------------------------------------------------------- Telegram's limits, on
+
+
+def shown_twice(h: Harness, chat_id: int) -> list[str]:
+    """Texts the contact sees twice in a row (a message that arrived twice)."""
+    texts = [m.shown_text or "" for m in h.api.messages(chat_id)]
+    return [a for a, b in itertools.pairwise(texts) if a == b]
+
+
+async def test_flood_control_inside_a_chat_is_waited_out(tmp_path):
+    # A burst of 2 instead of 10: this short flow then meets the per-chat limit at almost every step.
+    async with running_bot(tmp_path, api_settings={"rate_limit_per_chat_burst": 2}) as h:
+        user = h.person(1040)
+        await user.send(f"/start {await h.invite()}", "This report is for Hamburg, Germany")
+        await user.press("Begin", "Section 1 of 10", "Official city website address")
+        await user.send("www.hamburg.de", "Date of joining")
+        await user.send("03/2016", "Mayor: name")
+        await user.send("/edit q:core_team", "core team")
+        await user.press("Yes", "Please briefly describe this mechanism")
+        await h.quiet()
+        assert h.api.stats["rate_limited"] > 0  # the bot met 429s ...
+        assert await user.answered("joined_gnlc") == "2016-03"  # ... waited them out, lost nothing
+        assert shown_twice(h, 1040) == []
+        live = [m.message_id for m in h.api.messages(1040) if m.inline_keyboard]
+        assert live == [h.api.messages(1040)[-1].message_id]  # only the newest question has buttons
+
+
+async def test_a_send_whose_answer_is_lost_is_not_sent_again(tmp_path, caplog):
+    async with running_bot(tmp_path) as h:
+        user = h.person(1041)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        # Telegram delivers the next question, but its answer to the bot is lost on the way back.
+        h.api.fail_next("drop_after", method="sendMessage")
+        await user.send("www.hamburg.de", "Date of joining")
+        await h.quiet()
+        assert [m.shown_text for m in h.api.messages(1041)].count(h.api.messages(1041)[-1].shown_text) == 1
+        warnings = [r for r in caplog.records if r.name == "bot.outputs" and r.levelname == "WARNING"]
+        assert len(warnings) == 1 and not warnings[0].exc_info
+        # The contact answers the question on their screen and carries on.
+        await user.send("03/2016", "Mayor: name")
+        assert await user.answered("joined_gnlc") == "2016-03"
+        # A question that never left (connection dropped before Telegram took it) is not guessed at
+        # either; /start shows the contact where they are.
+        h.api.fail_next("drop", method="sendMessage")
+        mark = h.api.mark()
+        h.api.send_text(1041, "Anna Schmidt")
+        await h.api.async_wait_for_call("sendMessage", since=mark)
+        await h.quiet()
+        assert h.api.messages_since(mark, 1041) == []
+        await user.send("/start", "Welcome back", "Mayor: e-mail")
+        assert shown_twice(h, 1041) == []
+
+
+async def test_lost_answers_everywhere_show_nothing_twice(tmp_path):
+    # Half of the sends, edits and callback answers are carried out and their answers lost.
+    async with running_bot(tmp_path, api_settings={"lost_response_rate": 0.5, "seed": 3}) as h:
+        user = h.person(1042)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("www.hamburg.de", "Date of joining")
+        await user.send("03/2016", "Mayor: name")
+        await user.send("/edit q:core_team", "core team")
+        await user.press("Yes", "Please briefly describe this mechanism")
+        await h.quiet()
+        assert h.api.stats["drop_after"] > 0
+        assert shown_twice(h, 1042) == []
+        assert await user.answered("core_team") == "yes"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 10: a press waits behind a slow download of the same chat, so its spinner is answered too late",
+)
+async def test_a_press_behind_a_slow_download_is_answered_in_time(tmp_path):
+    # Telegram's 15 s answer window scaled down to 1 s, with a download of 2 s, to keep the test short.
+    async with running_bot(
+        tmp_path, api_settings={"callback_answer_timeout": 1.0, "method_latency": {"getFile": 2.0}}
+    ) as h:
+        user = h.person(1043)
+        await user.send(f"/start {await h.invite()}", "This report is for")
+        await user.press("Begin", "Official city website address")
+        await user.send("/edit q:core_team", "core team")
+        await h.quiet()
+        question, exact = user.keyboard_message("Yes")
+        mark = h.api.mark()
+        h.api.send_document(1043, file_name="plan.pdf", content=b"%PDF-1.4 plan")
+        query = h.api.press(1043, question.message_id, button_text=exact)
+        await user.expect(mark, "Please briefly describe this mechanism")
+        await h.quiet()
+        assert h.api.callback_answer(query) is not None, "the answer came after the query expired"
