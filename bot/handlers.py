@@ -72,9 +72,7 @@ class TelegramFrontEnd:
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         # Telegram user id -> monotonic time of the last reply to someone without an invitation.
-        # (user, what was refused) -> when: someone without an invitation gets one reply per kind per
-        # UNINVITED_QUIET, so a stranger's flood of messages or of links costs one message each.
-        self.uninvited_replied: dict[tuple[int, str], float] = {}
+        self.uninvited_replied: dict[int, float] = {}
 
     async def close(self) -> None:
         """Write what must outlive this run (the live keyboards)."""
@@ -282,18 +280,16 @@ class TelegramFrontEnd:
         )
         await self.say(context, chat_id, f"{text}\n{esc(link)}")
 
-    def may_answer_uninvited(self, user_id: int, kind: str = "message") -> bool:
-        """Whether someone without an invitation may get a reply of this kind now (one per
-        UNINVITED_QUIET seconds), so a stranger's flood costs one message, not one per message.
-        `kind` keeps a refused link's explanation from being silenced by an earlier "hello"."""
+    def may_answer_uninvited(self, user_id: int) -> bool:
+        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
+        so a stranger's flood costs one message, not one per message."""
         now = time.monotonic()
-        key = (user_id, kind)
-        last = self.uninvited_replied.get(key)
+        last = self.uninvited_replied.get(user_id)
         if last is not None and now - last < UNINVITED_QUIET:
             return False
         if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
             self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
-        self.uninvited_replied[key] = now
+        self.uninvited_replied[user_id] = now
         return True
 
     async def on_backlog_overflow(self, update: Update) -> None:
@@ -396,8 +392,6 @@ class TelegramFrontEnd:
         contact = result.contact
         if contact is None:
             existing = await self.storage.contact_by_telegram_user(user.id)
-            if existing is None and not self.may_answer_uninvited(user.id, "link"):
-                return  # refused links are a stranger's flood too: one explanation per few minutes
             await self.say(context, message.chat_id, refusal_text(result, tr, self.service.survey.contact_email))
             if existing is not None:
                 await self.deliver(context, message.chat_id, (await self.service.begin(existing)).replies)

@@ -367,16 +367,3 @@ async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Pa
     finally:
         await storage.close()
 
-
-async def test_a_stranger_flooding_links_is_answered_once(tmp_path: Path) -> None:
-    """Refused links are a stranger's flood too: one explanation per few minutes, not one per link
-    (each would spend Telegram's overall budget of messages that the contacts need)."""
-    async with running_bot(tmp_path) as h:
-        token = await personal_link(h)
-        await h.person(1901).send(f"/start {token}", "This report is for Hamburg, Germany")
-        mark = h.api.mark()
-        for n in range(30):
-            h.api.send_text(1902, f"/start {token}" if n % 2 else f"/start {'x' * 43}")
-        await h.quiet()
-        (reply,) = h.api.messages_since(mark, 1902)
-        assert EMAIL in (reply.shown_text or "") and "Hamburg" not in (reply.shown_text or "")
