@@ -184,7 +184,11 @@ async def test_a_502_page_and_a_dropped_connection_are_one_warning_line_each(
         h.api.fail_next("502", method="sendMessage")
         await user.send(f"/start {token}", "This report is for Gatewayville")
         h.api.fail_next("drop", method="sendMessage")
-        await user.press("Begin", "Official city website address")
+        # The question's request went out and its answer was lost: it may be on the contact's screen,
+        # so it is not sent again (no duplicates); the contact's next message shows where they are.
+        await user.press("Begin")
+        await h.quiet()
+        await user.send("/start", "Official city website address")
     problems = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert not problems, [(r.name, r.levelname, r.getMessage()[:200]) for r in problems]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
