@@ -856,7 +856,9 @@ async def test_bad_input(world: World, case: Case, caplog: pytest.LogCaptureFixt
         assert q is not None
         mark = api.mark()
         api.send_text(case.who, f"/edit q:{case.at}")
-        question = await person.expect(mark, question_text(case.at, language))
+        await person.expect(mark, question_text(case.at, language))
+        await h.quiet()  # the whole reply, and the previous keyboard's removal, before the row's mark
+        question = api.messages_since(mark, case.who)
         asked = question[-1].message_id
         if q.kind == Kind.LONG_TEXT:  # the question's own keyboard, not the "Saved" one of an earlier answer
             assert question[-1].inline_keyboard

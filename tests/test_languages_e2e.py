@@ -310,11 +310,15 @@ class TelegramRespondent:
             return None
 
         try:
-            self.view = await self.api.async_wait_until(answered, TIMEOUT)
+            await self.api.async_wait_until(answered, TIMEOUT)
         except TimeoutError:
             raise AssertionError(
                 f"[{self.respondent.lang.code}] no answer; got {self.person.texts_since(mark)!r}"
             ) from None
+        # The whole reply, not its first part: a question is followed by its "share my phone number"
+        # message, which would otherwise land after the next mark.
+        await self.h.quiet()
+        self.view = self.api.messages_since(mark, self.person.user_id)
 
     async def tick(self, label: str) -> None:
         """Press a multiple-choice option: the question is updated in place."""
