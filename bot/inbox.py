@@ -38,7 +38,9 @@ from bot.storage import Storage, StorageUnavailable
 logger = logging.getLogger(__name__)
 
 MAX_REMEMBERED_IDS = 10_000
-FORGET_AFTER = 1.0  # seconds a finished update may stay in the inbox when no new one comes
+# Seconds a finished (answered) update may stay in the inbox when no new one comes. Short: a crash
+# inside this window replays the update and shows the contact their question a second time.
+FORGET_AFTER = 0.1
 PRUNE_EVERY = 3600.0  # seconds between prunings of the per-update and per-message tables while running
 HANDLED_KEPT = dt.timedelta(days=2)  # Telegram redelivers within a day; ids may restart after a quiet week
 
