@@ -44,7 +44,10 @@ from conversation.state import AnswerValue, Session
 
 FLOOD = 300
 ANSWERS = 6  # A's answers per phase
-THINK = (1.2, 1.8)
+# A's pause between answers: within Telegram's per-chat budget (1 call/s; each answer costs the bot two
+# calls in A's chat, the reply and the previous keyboard's retirement), so a 429 in A's chat can only
+# come from the flood, not from A's own pace.
+THINK = (2.2, 2.8)
 REPLY_TIMEOUT = 30.0  # seconds A waits for one reply before the phase is counted as stalled
 STRANGER = 6_000_001
 
