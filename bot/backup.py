@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.durable import sync_directory
 from bot.progress import Progress, progress_bar
 
 logger = logging.getLogger(__name__)
@@ -206,20 +207,10 @@ def _replacing(output: Path) -> Iterator[Path]:
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, output)
-        _sync_directory(output.parent)
+        sync_directory(output.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable, where the system allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ---------------------------------------------------------------- restore
@@ -340,7 +331,7 @@ def _move_into(staging: Path, data_dir: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(sub, dest)
     os.replace(staging / DATABASE_NAME, data_dir / DATABASE_NAME)
-    _sync_directory(data_dir)
+    sync_directory(data_dir)
 
 
 # ---------------------------------------------------------------- before a migration

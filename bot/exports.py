@@ -45,6 +45,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from bot.durable import sync_directory
 from bot.progress import SILENT, Progress
 from bot.storage import City, ReportExport, Storage
 from conversation import engine
@@ -557,7 +558,7 @@ def _replacing(output: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, output)
-        _sync_directory(output.parent)
+        sync_directory(output.parent)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise ExportError(f"cannot write the export to {output}: {exc.strerror or exc}{where}") from exc
@@ -578,20 +579,6 @@ def _sync(fh: IO[str] | IO[bytes]) -> None:
     """Flush a file to the disk."""
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable, where the system allows it (best effort)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = [

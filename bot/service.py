@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import metrics
+from bot.durable import sync_directory
 from bot.storage import Contact, FilesFull, ReportChanged, ReportClosed, Storage, StorageUnavailable
 from conversation import engine
 from conversation.i18n import Translator, get_translator
@@ -263,7 +264,7 @@ class IntakeService:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        sync_directory(path.parent)
 
     async def clean_files(self) -> tuple[int, int]:
         """At start-up: remove partial files a crash left, and files no report refers to any more.
@@ -308,20 +309,6 @@ def _count_changes(before: Report, after: Report) -> None:
         metrics.ANSWERS_STORED.inc(changed)
     if after.status == ReportStatus.SUBMITTED and before.status != ReportStatus.SUBMITTED:
         metrics.SUBMISSIONS.inc()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (POSIX: the directory entry is synced separately)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems cannot sync a directory; the file itself is synced
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["Blocked", "FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]
