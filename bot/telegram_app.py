@@ -84,9 +84,17 @@ class PerChatSequential(BaseUpdateProcessor):
         self._overflowing: set[int] = set()  # chats that were told their extra updates were dropped
         self._slots = asyncio.BoundedSemaphore(max_concurrent_updates)
         self.dropped = 0
+        self.in_flight = 0  # updates handed to this processor and not finished (queued in a chat or running)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the chat's turn, then for a global slot, then run the update."""
+        self.in_flight += 1
+        try:
+            await self._process(update, coroutine)
+        finally:
+            self.in_flight -= 1
+
+    async def _process(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = _chat_key(update)
         if key is None:
             async with self._slots:

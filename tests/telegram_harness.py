@@ -54,7 +54,7 @@ class Harness:
             return (
                 not self.api.pending_updates()
                 and self.app.update_queue.empty()
-                and self.app.update_processor.current_concurrent_updates == 0
+                and self.app.update_processor.in_flight == 0
                 and all(
                     r.status is not None or r.fault is not None
                     for r in self.api.call_records

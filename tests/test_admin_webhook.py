@@ -208,7 +208,7 @@ async def idle(app: Any, timeout: float = 10.0) -> None:
     end, streak = loop.time() + timeout, 0
     while streak < 3:
         assert loop.time() < end, "the application did not become idle"
-        busy = not app.update_queue.empty() or app.update_processor.current_concurrent_updates
+        busy = not app.update_queue.empty() or app.update_processor.in_flight
         streak = 0 if busy else streak + 1
         await asyncio.sleep(0.02)
 
