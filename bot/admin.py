@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.storage import City, Contact, ContactListing, Invitation, Redemption, Storage
-from conversation import engine
+from conversation import commands, engine
 from conversation.i18n import Translator
 from conversation.model import Survey
 from conversation.render import Button, Reply, esc
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHAT_COMMANDS = frozenset({"invite", "status", "reopen", "export", "contacts"})
+CHAT_COMMANDS = commands.TEAM_COMMANDS
 DEFAULT_INVITATION_DAYS = 60
 # The payload of a join notice's Remove button: contact id and report id (a stale one removes nothing).
 _REMOVE_RE = re.compile(r"^rm:(\d{1,18}):(\d{1,18})$")
@@ -267,21 +267,8 @@ def status_lines(rows: list[CityProgress], tr: Translator) -> list[str]:
 def admin_welcome(front: TelegramFrontEnd, tr: Translator) -> list[Reply]:
     """What an admin without a city of their own sees."""
     _ = tr.t
-    return [
-        Reply(
-            _("You are a member of the coordination team.")
-            + "\n/invite "
-            + _("City | Country | YYYY-MM — create a personal invitation link")
-            + "\n/status — "
-            + _("progress of every city")
-            + "\n/export — "
-            + _("all reports as a spreadsheet")
-            + "\n/reopen "
-            + _("City — allow a submitted report to be changed again")
-            + "\n/contacts "
-            + _("[City] — who is in each city, with the links still open")
-        )
-    ]
+    lines = [_("You are a member of the coordination team."), *(c.help_line(tr.gettext) for c in commands.team_help())]
+    return [Reply("\n".join(lines))]
 
 
 def _split_invite(arg: str) -> list[str]:

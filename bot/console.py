@@ -2,7 +2,8 @@
 
 Rules of this module:
 - Buttons become numbered choices; typing the number presses the button.
-- Commands are the Telegram ones (/back, /skip, /review, /edit, /submit …) plus /file PATH and /quit.
+- Commands are the Telegram ones (`conversation.commands`, /reminders and /mydata included) plus /file PATH
+  and /quit; /colleague explains that colleague links are made in Telegram.
 - Reads standard input line by line, so it can be scripted (the tests drive it as a subprocess).
 """
 
@@ -18,9 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from bot import contact_tools
 from bot.service import FileTooBig, IntakeService
 from bot.storage import Contact, Storage, StorageUnavailable
-from conversation import callbacks
+from conversation import callbacks, commands
 from conversation.i18n import get_translator, pick_language
 from conversation.model import Survey
 from conversation.render import Reply
@@ -119,6 +121,9 @@ class Console:
                 tr = get_translator(outcome.session.language)
                 self.show([Reply("⚠️ " + tr.t("No such file: {path}", path=event.file_id))])
                 continue
+            if isinstance(event, CommandInput) and event.name in commands.CONTACT_TOOLS:
+                await self.contact_tool(event.name)
+                continue
             try:
                 outcome = await self.service.handle(self.contact, event, fetch=self.fetch)
             except StorageUnavailable:
@@ -127,6 +132,22 @@ class Console:
                 self.show([Reply("⚠️ " + tr.t("Your answer could not be saved just now. Please try again shortly."))])
                 continue
             self.show(outcome.replies)
+
+    async def contact_tool(self, name: str) -> None:
+        """/reminders, /mydata, /colleague: as in Telegram (bot/contact_tools.py), for the console's contact."""
+        if self.contact.console_key is not None:  # the contact as stored now (its language, its reminders)
+            self.contact = (
+                await self.service.storage.console_contact_if_exists(self.contact.console_key) or self.contact
+            )
+        reply = await contact_tools.run(
+            name,
+            self.service.storage,
+            self.service.survey,
+            self.contact,
+            now=self.service.clock(),
+            links=None,  # a link needs the bot's Telegram name, which the console does not have
+        )
+        self.show([reply])
 
 
 async def run_console(

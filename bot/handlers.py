@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
 import tempfile
@@ -30,7 +29,8 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot import admin, privacy
+from bot import admin, contact_tools
+from bot.contact_tools import ColleagueLinks
 from bot.exports import export_reports
 from bot.inputs import command_of, message_input
 from bot.keyboards import KeyboardLedger
@@ -38,8 +38,8 @@ from bot.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
 from bot.receipt import receipt_filename, render_receipt
 from bot.service import Blocked, FileTooBig, IntakeService, Outcome
 from bot.settings import Settings
-from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
-from conversation import callbacks
+from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable
+from conversation import callbacks, commands
 from conversation.i18n import Translator, get_translator, pick_language
 from conversation.render import Reply, esc
 from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected, Report, Session
@@ -48,9 +48,7 @@ logger = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 # Commands a contact runs outside the questionnaire.
-CONTACT_COMMANDS = frozenset({"reminders", "colleague", "mydata"})
-# Unused colleague links one contact may hold at a time (each is single-use and expires).
-COLLEAGUE_LINK_CAP = 5
+CONTACT_COMMANDS = commands.CONTACT_TOOLS
 UNINVITED_QUIET = 300.0  # seconds: someone without an invitation gets at most one reply in this time
 
 
@@ -237,48 +235,16 @@ class TelegramFrontEnd:
         await self.after_submission(context, contact, outcome)
 
     async def contact_command(self, context: Context, contact: Contact, chat_id: int, name: str) -> None:
-        """/reminders, /colleague or /mydata."""
-        if name == "reminders":
-            await self.toggle_reminders(context, contact, chat_id)
-        elif name == "colleague":
-            await self.colleague_link(context, contact, chat_id)
-        else:
-            city = await self.storage.get_report(contact.report_id)
-            data = await self.storage.personal_data(contact.id)
-            reply = privacy.my_data(data, city, get_translator(contact.language), self.service.survey.contact_email)
-            await self.deliver(context, chat_id, [reply])
-
-    async def colleague_link(self, context: Context, contact: Contact, chat_id: int) -> None:
-        """/colleague: a personal, single-use link to this contact's city for one colleague."""
-        tr = get_translator(contact.language)
-        now = self.service.clock()
-        expires = now + dt.timedelta(days=self.settings.invitation_days)
-        try:
-            ((token, _id),) = await self.storage.create_invitations(
-                [(contact.report_id, None, None)],
-                now,
-                max_uses=1,
-                expires_at=expires,
-                invited_by=contact.id,
-                colleague_cap=COLLEAGUE_LINK_CAP,
-            )
-        except TooManyLinks:
-            text = tr.t(
-                "You already have {count} colleague links that nobody has used yet. "
-                "Please wait until they are used or expire.",
-                count=COLLEAGUE_LINK_CAP,
-            )
-            await self.say(context, chat_id, text)
-            return
-        city = await self.storage.get_report(contact.report_id)
-        link = admin.deep_link(self.bot_username or context.bot.username, token)
-        text = tr.t(
-            "Send this personal link to one colleague of {city}. It works for one Telegram account "
-            "and until {date}; the coordination team sees that you invited them:",
-            city=esc(city.name if city else ""),
-            date=tr.format_date(expires.date()),
+        """/reminders, /colleague or /mydata (bot/contact_tools.py, shared with the console)."""
+        reply = await contact_tools.run(
+            name,
+            self.storage,
+            self.service.survey,
+            contact,
+            now=self.service.clock(),
+            links=ColleagueLinks(self.bot_username or context.bot.username, self.settings.invitation_days),
         )
-        await self.say(context, chat_id, f"{text}\n{esc(link)}")
+        await self.deliver(context, chat_id, [reply])
 
     def may_answer_uninvited(self, user_id: int) -> bool:
         """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
@@ -312,18 +278,6 @@ class TelegramFrontEnd:
             await send_reply(self.application.bot, chat.id, Reply(text))
         except (TelegramError, Blocked, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
             logger.warning("backlog notice to chat %s not sent: %s", chat.id, exc)
-
-    async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
-        """/reminders: pause or resume deadline reminders for this contact."""
-        paused = not contact.reminders_paused
-        await self.storage.set_reminders_paused(contact.id, paused)
-        _ = get_translator(contact.language).t
-        text = (
-            _("Deadline reminders are paused. Send /reminders again to resume them.")
-            if paused
-            else _("Deadline reminders are on again.")
-        )
-        await self.say(context, chat_id, text)
 
     async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
         """Send the contact a readable copy of the report and tell the coordination team."""

@@ -45,6 +45,7 @@ from bot.settings import Settings
 from bot.storage import Storage
 from bot.transport import BotApiRequest
 from bot.webhook import DurableWebhook
+from conversation import commands
 from conversation.i18n import LANGUAGES, get_translator, pick_language, telegram_language_code
 from conversation.model import Survey
 
@@ -146,22 +147,7 @@ def _chat_key(update: object) -> int | None:
 def command_menu(language: str) -> list[BotCommand]:
     """The command list shown in Telegram's menu, in one language."""
     tr = get_translator(language)
-    _ = tr.t
-    return [
-        BotCommand("start", _("begin or continue the report")),
-        BotCommand("help", _("how to use this bot")),
-        BotCommand("review", _("see all your answers")),
-        BotCommand("edit", _("change any answer")),
-        BotCommand("back", _("go back to the previous question")),
-        BotCommand("skip", _("leave an optional question for now")),
-        BotCommand("progress", _("how far you are")),
-        BotCommand("files", _("your supporting files")),
-        BotCommand("submit", _("send the finished report")),
-        BotCommand("language", _("change the language")),
-        BotCommand("reminders", _("pause or resume deadline reminders")),
-        BotCommand("colleague", _("invite a colleague of your city")),
-        BotCommand("mydata", _("what is stored about you")),
-    ]
+    return [BotCommand(c.name, tr.gettext(c.description or "")) for c in commands.contact_menu()]
 
 
 def build_application(

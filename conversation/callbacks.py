@@ -4,39 +4,20 @@ Rules of this module:
 - Telegram's callback_data is client input: `decode` validates everything and returns
   None for anything forged, malformed or unknown, never raises.
 - Payloads carry stable ids (question, choice, section, command), never positions.
+- A button may carry only the commands `conversation.commands` declares as buttons.
 """
 
 from __future__ import annotations
 
 import re
 
+from conversation.commands import BUTTON_COMMANDS
 from conversation.state import ChoiceInput, CommandInput
 
 MAX_BYTES = 64
 _ID = r"[a-z][a-z0-9_]{0,29}"
 _CHOICE_RE = re.compile(rf"^a:({_ID}):({_ID})$")
 _COMMAND_RE = re.compile(r"^c:([a-z_]{1,20})(?::([A-Za-z0-9_:\-]{1,40}))?$")
-
-# Commands a button may carry; anything else in a payload is forged.
-BUTTON_COMMANDS = frozenset(
-    {
-        "begin",
-        "skip",
-        "keep",
-        "next",
-        "more",
-        "back",
-        "edit",
-        "cancel",
-        "submit",
-        "confirm_submit",
-        "remove_file",
-        "set_language",
-        "review",
-        "files",
-        "help",
-    }
-)
 
 
 def choice(question_id: str, choice_id: str) -> str:

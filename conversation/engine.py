@@ -17,7 +17,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from conversation import commands
 from conversation import validation as v
+from conversation.commands import Command
 from conversation.i18n import LANGUAGES, current_language
 from conversation.model import CHOICE_KINDS, Kind, Question, Survey
 from conversation.state import (
@@ -550,13 +552,13 @@ class _Turn:
     # -- commands and navigation buttons
 
     def command(self, name: str, arg: str | None) -> None:
-        handler = self._commands.get(name)
-        if handler is None:
+        declared = commands.find(name)
+        handler = self.handlers.get(declared) if declared is not None else None
+        if declared is None or handler is None:
             self.reject("unknown_command", command=name)
             self.reask()
             return
-        writes = name in self._writing_commands
-        if writes and self.read_only:
+        if declared.writes and self.read_only:
             self.reject("read_only")
             return
         handler(self, arg)
@@ -735,26 +737,24 @@ class _Turn:
         found = next(a for a in self.report.attachments if a.sha256.startswith(arg))
         self.emit(RemoveFile(found.sha256))
 
-    _commands: Mapping[str, Callable[[_Turn, str | None], None]] = {
-        "start": cmd_start,
-        "begin": cmd_begin,
-        "help": cmd_help,
-        "progress": cmd_progress,
-        "review": cmd_review,
-        "files": cmd_files,
-        "language": cmd_language,
-        "set_language": cmd_set_language,
-        "skip": cmd_skip,
-        "keep": cmd_keep,
-        "next": cmd_next,
-        "more": cmd_more,
-        "back": cmd_back,
-        "edit": cmd_edit,
-        "cancel": cmd_cancel,
-        "submit": cmd_submit,
-        "confirm_submit": cmd_confirm_submit,
-        "remove_file": cmd_remove_file,
+    # The handler of every command the engine carries out, keyed by its declaration.
+    handlers: Mapping[Command, Callable[[_Turn, str | None], None]] = {
+        commands.START: cmd_start,
+        commands.BEGIN: cmd_begin,
+        commands.HELP: cmd_help,
+        commands.PROGRESS: cmd_progress,
+        commands.REVIEW: cmd_review,
+        commands.FILES: cmd_files,
+        commands.LANGUAGE: cmd_language,
+        commands.SET_LANGUAGE: cmd_set_language,
+        commands.SKIP: cmd_skip,
+        commands.KEEP: cmd_keep,
+        commands.NEXT: cmd_next,
+        commands.MORE: cmd_more,
+        commands.BACK: cmd_back,
+        commands.EDIT: cmd_edit,
+        commands.CANCEL: cmd_cancel,
+        commands.SUBMIT: cmd_submit,
+        commands.CONFIRM_SUBMIT: cmd_confirm_submit,
+        commands.REMOVE_FILE: cmd_remove_file,
     }
-    _writing_commands = frozenset(
-        {"skip", "keep", "next", "more", "back", "edit", "submit", "confirm_submit", "remove_file"}
-    )

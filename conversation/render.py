@@ -17,7 +17,7 @@ from typing import Protocol
 
 from babel import Locale
 
-from conversation import callbacks
+from conversation import callbacks, commands
 from conversation.engine import applies, is_answered, progress
 from conversation.i18n import LANGUAGES
 from conversation.model import Heading, Kind, Question, Survey
@@ -515,16 +515,7 @@ class Renderer:
         lines = [
             _("Answer each question by typing or by pressing a button. Your answers are saved as you go."),
             "",
-            "/back — " + _("go back to the previous question"),
-            "/skip — " + _("leave an optional question for now"),
-            "/edit — " + _("change any answer"),
-            "/review — " + _("see all your answers"),
-            "/progress — " + _("how far you are"),
-            "/files — " + _("your supporting files"),
-            "/submit — " + _("send the finished report"),
-            "/language — " + _("change the language"),
-            "/colleague — " + _("invite a colleague of your city"),
-            "/mydata — " + _("what is stored about you"),
+            *(command.help_line(tr.gettext) for command in commands.contact_help()),
             "",
             _("Questions? Write to {email}.", email=self.survey.contact_email),
         ]

@@ -154,20 +154,6 @@ class UnsupportedInput:
 Input = TextInput | ChoiceInput | CommandInput | FileInput | ContactInput | EditInput | UnsupportedInput
 
 
-COMMANDS = (
-    "start",
-    "help",
-    "review",
-    "edit",
-    "back",
-    "skip",
-    "progress",
-    "files",
-    "submit",
-    "language",
-)
-
-
 # ---------------------------------------------------------------- effects
 
 

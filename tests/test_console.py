@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.storage import Storage
+from conversation import commands
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,3 +174,40 @@ def test_console_started_without_token_logs_no_info_lines(tmp_path):
     assert "starting the console" in result.stderr
     assert " INFO " not in result.stderr, result.stderr
     assert (tmp_path / "gnlc.sqlite3").is_file()  # the database was opened (and migrated) quietly
+
+
+async def stored_contact(data_dir: Path) -> dict[str, object]:
+    storage = await Storage.open(data_dir / "gnlc.sqlite3")
+    try:
+        contact = await storage.console_contact_if_exists("console:test")
+        assert contact is not None
+        return {"reminders_paused": contact.reminders_paused}
+    finally:
+        await storage.close()
+
+
+def test_console_accepts_the_contact_commands_telegram_has(tmp_path):
+    # /reminders and /mydata work as in Telegram; /colleague says where links are made; none is "unknown".
+    lines = ["/reminders", "/mydata", "/colleague"]
+    result = run_console(tmp_path, lines, "--city", "Hamburg", "--country", "Germany")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "I do not know that command" not in out
+    assert "Deadline reminders are paused. Send /reminders again to resume them." in out
+    assert "What is stored about you" in out and "City: Hamburg (Germany)" in out
+    assert "Deadline reminders: paused" in out  # /mydata reads what /reminders just stored
+    assert "Links for colleagues are made in Telegram" in out
+    assert asyncio.run(stored_contact(tmp_path)) == {"reminders_paused": True}
+
+    again = run_console(tmp_path, ["/reminders"])
+    assert again.returncode == 0, again.stderr
+    assert "Deadline reminders are on again." in again.stdout
+    assert asyncio.run(stored_contact(tmp_path)) == {"reminders_paused": False}
+
+
+def test_console_help_lists_the_commands_of_the_registry(tmp_path):
+    result = run_console(tmp_path, ["/help", "/mydata"], "--city", "Lyon", "--country", "France", "--language", "fr")
+    assert result.returncode == 0, result.stderr
+    for command in commands.contact_help():
+        assert f"/{command.name} — " in result.stdout
+    assert "Ce qui est enregistré à votre sujet" in result.stdout  # /mydata in the contact's language

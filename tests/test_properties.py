@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conversation import callbacks
+from conversation import callbacks, commands
 from conversation import validation as v
 from conversation.engine import UPLOAD_DONE, _Turn, advance
 from conversation.i18n import LANGUAGES, get_translator
@@ -177,7 +177,13 @@ def test_decode_of_nothing() -> None:
 
 
 def test_every_button_command_is_one_the_engine_handles() -> None:
-    assert set(_Turn._commands) >= callbacks.BUTTON_COMMANDS
+    assert {c.name for c in _Turn.handlers} >= callbacks.BUTTON_COMMANDS
+
+
+def test_the_engine_handles_exactly_the_commands_declared_for_it() -> None:
+    declared = {c for c in commands.COMMANDS if c.handled_by is commands.HandledBy.ENGINE}
+    assert set(_Turn.handlers) == declared
+    assert all(commands.find(c.name) is c for c in commands.COMMANDS)
 
 
 # ---------------------------------------------------------------- every rendered button
@@ -236,7 +242,7 @@ def test_every_rendered_button_fits_and_decodes(language: str) -> None:
             q = SURVEY.question(decoded.question_id)
             assert q is not None and q.kind in CHOICE_KINDS
         else:
-            assert decoded.name in _Turn._commands
+            assert commands.BY_NAME[decoded.name] in _Turn.handlers
         seen.add(payload.split(":", 2)[0] + ":" + payload.split(":", 2)[1])
     # The walk above did reach the edit menu, the files, the languages and the choices.
     assert {"c:edit", "c:remove_file", "c:set_language", "c:begin", "c:next", "c:confirm_submit"} <= seen
