@@ -42,7 +42,7 @@ from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, 
 from conversation import callbacks, commands
 from conversation.i18n import Translator, get_translator, pick_language
 from conversation.render import Reply, esc
-from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected, Report, Session
+from conversation.state import Ask, EditInput, FileInput, Input, Refusal, Rejected, Report, Session, Submitted
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ class TelegramFrontEnd:
 
     async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
         """Send the contact a readable copy of the report and tell the coordination team."""
-        if not any(isinstance(e, Notice) and e.code == "submitted" for e in outcome.effects):
+        if not any(isinstance(e, Submitted) for e in outcome.effects):
             return
         city = await self.storage.get_report(contact.report_id)
         if city is None or contact.chat_id is None:
@@ -420,7 +420,7 @@ class TelegramFrontEnd:
             return
         outcome = await self.run(context, contact, event, update.update_id, loaded=(report, session))
         tr = outcome.translator
-        stale = [e for e in outcome.effects if isinstance(e, Rejected) and e.code == "stale_button"]
+        stale = [e for e in outcome.effects if isinstance(e, Rejected) and e.reason is Refusal.STALE_BUTTON]
         if stale and len(outcome.effects) == 1:
             await self.answer(query, tr.t("That button is no longer active."))
             if self.keyboards.get(message.chat_id) != message.message_id:

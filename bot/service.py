@@ -37,6 +37,7 @@ from conversation.state import (
     FileInput,
     Input,
     Mode,
+    Refusal,
     Rejected,
     RemoveFile,
     Report,
@@ -45,6 +46,7 @@ from conversation.state import (
     Step,
     StoreFile,
     TextInput,
+    TooManyFiles,
 )
 
 logger = logging.getLogger(__name__)
@@ -220,12 +222,12 @@ class IntakeService:
             )
         except (FilesFull, ReportClosed) as exc:
             report = await self.storage.attachments(contact.report_id)
-            code = (
-                Rejected("too_many_files", {"limit": limits.max_files, "names": tuple(a.name for a in report)})
+            refused = Rejected(
+                TooManyFiles(limits.max_files, tuple(a.name for a in report))
                 if isinstance(exc, FilesFull)
-                else Rejected("read_only")
+                else Refusal.READ_ONLY
             )
-            return self.renderer.one(code, step.report, step.session, tr)[0]
+            return self.renderer.one(refused, step.report, step.session, tr)[0]
         if not added:
             already = _("You have already sent this file ({name}); it is kept once.", name=esc(file.name))
             if file.caption and await self.storage.describe_attachment(
@@ -296,7 +298,7 @@ class IntakeService:
                 contact.report_id, sha, contact_id=contact.id, only_open=True
             )
         except ReportClosed:
-            return self.renderer.one(Rejected("read_only"), step.report, step.session, tr)[0]
+            return self.renderer.one(Rejected(Refusal.READ_ONLY), step.report, step.session, tr)[0]
         if removed is None:
             return Reply(_("That file was already removed."))
         return Reply("🗑 " + _("Removed {name}.", name=esc(removed.name)))

@@ -23,6 +23,7 @@ from conversation.commands import Command
 from conversation.i18n import LANGUAGES, current_language
 from conversation.model import CHOICE_KINDS, Kind, Question, Survey
 from conversation.state import (
+    AllVisited,
     AnswerValue,
     Ask,
     ChoiceInput,
@@ -31,13 +32,20 @@ from conversation.state import (
     ConfirmSubmit,
     ContactInput,
     EditInput,
+    EditSaved,
     Effect,
+    Exempt,
     FileInput,
+    FileTooLarge,
     Input,
+    MissingRequired,
     Mode,
-    Notice,
+    Note,
     OfferMore,
     Progress,
+    ProgressSummary,
+    Reason,
+    Refusal,
     Rejected,
     RemoveFile,
     Report,
@@ -49,7 +57,10 @@ from conversation.state import (
     ShowReview,
     Step,
     StoreFile,
+    Submitted,
     TextInput,
+    TooLong,
+    TooManyFiles,
     UnsupportedInput,
 )
 
@@ -201,7 +212,7 @@ def with_status(survey: Survey, report: Report) -> Report:
 def _reask(survey: Survey, report: Report, session: Session) -> tuple[Effect, ...]:
     """Show the contact where they are again."""
     if report.status == ReportStatus.SUBMITTED:
-        return (Notice("already_submitted"),)
+        return (Note.ALREADY_SUBMITTED,)
     if session.mode == Mode.DONE or session.cursor is None:
         return (_done_notice(survey, report),)
     if session.mode == Mode.ADDING_MORE:
@@ -220,12 +231,9 @@ def _offer_more(q: Question, report: Report) -> OfferMore:
     return OfferMore(q.id, v.count_words(value) if isinstance(value, str) else 0, q.max_words)
 
 
-def _done_notice(survey: Survey, report: Report) -> Notice:
+def _done_notice(survey: Survey, report: Report) -> AllVisited:
     missing = missing_required(survey, report)
-    return Notice(
-        "all_visited",
-        {"missing_required": tuple(q.id for q in missing), "unanswered": len(unanswered_optional(survey, report))},
-    )
+    return AllVisited(tuple(q.id for q in missing), len(unanswered_optional(survey, report)))
 
 
 # ---------------------------------------------------------------- one turn
@@ -265,8 +273,8 @@ class _Turn:
         before = self.report.status
         self.report = with_status(self.survey, self.report.model_copy(update={"answers": answers}))
         if self.report.status != before:
-            code = "exempt" if self.report.status == ReportStatus.EXEMPT else "not_exempt"
-            self.emit(Notice(code, {"joined_from": self.survey.exemption.joined_from if self.survey.exemption else ""}))
+            joined_from = self.survey.exemption.joined_from if self.survey.exemption else ""
+            self.emit(Exempt(joined_from) if self.report.status == ReportStatus.EXEMPT else Note.NOT_EXEMPT)
         if qid in self.session.skipped:
             self.set_session(skipped=tuple(s for s in self.session.skipped if s != qid))
 
@@ -312,8 +320,8 @@ class _Turn:
     def reask(self) -> None:
         self.emit(*_reask(self.survey, self.report, self.session))
 
-    def reject(self, code: str, qid: str | None = None, **params: object) -> None:
-        self.emit(Rejected(code, params, qid))
+    def reject(self, reason: Reason, qid: str | None = None) -> None:
+        self.emit(Rejected(reason, qid))
 
     @property
     def read_only(self) -> bool:
@@ -325,7 +333,7 @@ class _Turn:
         if isinstance(event, CommandInput):
             self.command(event.name, event.arg)
         elif self.read_only and not isinstance(event, UnsupportedInput):
-            self.reject("read_only")
+            self.reject(Refusal.READ_ONLY)
         elif isinstance(event, TextInput):
             self.text(event.text)
         elif isinstance(event, ChoiceInput):
@@ -337,7 +345,7 @@ class _Turn:
         elif isinstance(event, ContactInput):
             self.contact(event)
         else:
-            self.reject("unsupported", what=event.what)
+            self.reject(Refusal.UNSUPPORTED)
             self.reask()
         return self.done()
 
@@ -351,7 +359,7 @@ class _Turn:
             return
         q = self.current
         if mode == Mode.DONE or q is None:
-            self.reject("not_expected_text")
+            self.reject(Refusal.NOT_EXPECTED_TEXT)
             self.reask()
             return
         if mode == Mode.ADDING_MORE:
@@ -366,7 +374,7 @@ class _Turn:
             if word == "done":
                 self.finish_uploads(q)
             else:
-                self.reject("expected_file", q.id)
+                self.reject(Refusal.EXPECTED_FILE, q.id)
             return
         if q.kind == Kind.LONG_TEXT:
             text = self.long_text(q, v.clean_text(raw))
@@ -378,30 +386,30 @@ class _Turn:
             return
         result = self.parse(q, raw)
         if isinstance(result, v.Rejection):
-            self.emit(Rejected(result.code, result.params, q.id))
+            self.reject(result, q.id)
             return
         self.set_answer(q.id, result)
         self.after_answer(q)
 
-    def long_text(self, q: Question, text: str, overflow: str = "too_long") -> str | None:
+    def long_text(self, q: Question, text: str, *, combined: bool = False) -> str | None:
         """`text` if it is a usable long answer; otherwise say why (empty, over the word or character limit)."""
         if not text:
-            self.reject("empty", q.id)
+            self.reject(Refusal.EMPTY, q.id)
             return None
         words = v.count_words(text)
         if q.max_words is not None and words > q.max_words:
-            self.reject(overflow, q.id, count=words, limit=q.max_words, excess=words - q.max_words)
+            self.reject(TooLong(words, q.max_words, combined=combined), q.id)
             return None
         cap = v.char_limit(q.max_words)
         if len(text) > cap:  # a few very long "words" (or no word limit at all) still have a size limit
-            self.reject(overflow + "_chars", q.id, count=len(text), limit=cap, excess=len(text) - cap)
+            self.reject(TooLong(len(text), cap, characters=True, combined=combined), q.id)
             return None
         return text
 
     def parse(self, q: Question, raw: str) -> AnswerValue | v.Rejection:
         """Turn typed text into a stored value for a non-long-text question."""
         if not v.clean_text(raw):
-            return v.Rejection("empty")
+            return Refusal.EMPTY
         match q.kind:
             case Kind.SHORT_TEXT:
                 return v.normalize_short_text(raw)
@@ -418,12 +426,12 @@ class _Turn:
                 return parsed if isinstance(parsed, v.Rejection) else v.format_month_value(*parsed)
             case Kind.YES_NO:
                 yn = v.match_yes_no(raw, self.session.language)
-                return yn if yn is not None else v.Rejection("unknown_choice", {"text": raw})
+                return yn if yn is not None else Refusal.UNKNOWN_CHOICE
             case Kind.MULTI_CHOICE:
                 return self.parse_many(q, raw)
             case _:
                 picked = v.match_option(raw, self.option_labels(q))
-                return picked if picked is not None else v.Rejection("unknown_choice", {"text": raw})
+                return picked if picked is not None else Refusal.UNKNOWN_CHOICE
 
     def option_labels(self, q: Question) -> dict[str, Sequence[str]]:
         return {c.id: (c.id, c.label, self.labels.gettext(c.label)) for c in q.choices}
@@ -436,11 +444,11 @@ class _Turn:
                 continue
             found = v.match_option(part, options)
             if found is None:
-                return v.Rejection("unknown_choice", {"text": part.strip()})
+                return Refusal.UNKNOWN_CHOICE
             if found not in picked:
                 picked.append(found)
         if not picked:
-            return v.Rejection("empty")
+            return Refusal.EMPTY
         order = [c.id for c in q.choices]
         return tuple(sorted(picked, key=order.index))
 
@@ -448,11 +456,11 @@ class _Turn:
         """Add another message to a long answer; the limit counts the whole."""
         addition = v.clean_text(raw)
         if not addition:
-            self.reject("empty", q.id)
+            self.reject(Refusal.EMPTY, q.id)
             return
         existing = self.report.answers.get(q.id)
         combined = f"{existing}\n\n{addition}" if isinstance(existing, str) and existing else addition
-        if self.long_text(q, combined, overflow="too_long_combined") is None:
+        if self.long_text(q, combined, combined=True) is None:
             return
         self.set_answer(q.id, combined)
         self.emit(OfferMore(q.id, v.count_words(combined), q.max_words))
@@ -466,11 +474,11 @@ class _Turn:
     def choice(self, qid: str, choice_id: str) -> None:
         q = self.current
         if q is None or q.id != qid or self.session.mode != Mode.ASKING or q.kind not in CHOICE_KINDS:
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
         valid = ("yes", "no") if q.kind == Kind.YES_NO else tuple(c.id for c in q.choices)
         if choice_id not in valid:
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
         if q.kind == Kind.MULTI_CHOICE:
             picked = self.session.picked
@@ -487,7 +495,7 @@ class _Turn:
     def edit(self, event: EditInput) -> None:
         q = self.survey.question(event.question_id)
         if q is None or q.kind == Kind.FILE_UPLOAD:
-            self.reject("edit_not_applicable")
+            self.reject(Refusal.EDIT_NOT_APPLICABLE)
             return
         if q.id == self.session.cursor and self.session.mode == Mode.ASKING:
             # The message that was refused (e.g. too long) was corrected: treat it as the answer.
@@ -506,25 +514,25 @@ class _Turn:
         else:
             parsed = self.parse(q, event.text)
             if isinstance(parsed, v.Rejection):
-                self.emit(Rejected(parsed.code, parsed.params, q.id))
+                self.reject(parsed, q.id)
                 return
             value = parsed
         self.set_answer(q.id, value)
-        self.emit(Notice("edit_saved", {"question_id": q.id}))
+        self.emit(EditSaved(q.id))
 
     # -- files and contacts
 
     def file(self, event: FileInput) -> None:
         limits = self.survey.uploads
         if self.survey.upload_question is None:
-            self.reject("files_not_accepted")
+            self.reject(Refusal.FILES_NOT_ACCEPTED)
             return
         # Telegram's file_size is optional: an unknown size is checked after the download instead.
         if event.size is not None and event.size > limits.max_file_bytes:
-            self.reject("file_too_big", size=event.size, limit=limits.max_file_bytes, name=event.name)
+            self.reject(FileTooLarge(event.size, limits.max_file_bytes, event.name))
             return
         if len(self.report.attachments) >= limits.max_files:
-            self.reject("too_many_files", limit=limits.max_files, names=tuple(a.name for a in self.report.attachments))
+            self.reject(TooManyFiles(limits.max_files, tuple(a.name for a in self.report.attachments)))
             return
         self.emit(StoreFile(event))
 
@@ -535,16 +543,16 @@ class _Turn:
     def contact(self, event: ContactInput) -> None:
         q = self.current
         if q is None or q.kind != Kind.PHONE or self.session.mode != Mode.ASKING:
-            self.reject("unexpected_contact")
+            self.reject(Refusal.UNEXPECTED_CONTACT)
             self.reask()
             return
         if not event.own:
-            self.reject("not_own_contact", q.id)
+            self.reject(Refusal.NOT_OWN_CONTACT, q.id)
             return
         phone = event.phone if event.phone.startswith("+") else f"+{event.phone}"
         result = v.normalize_phone(phone)
         if isinstance(result, v.Rejection):
-            self.emit(Rejected(result.code, result.params, q.id))
+            self.reject(result, q.id)
             return
         self.set_answer(q.id, result)
         self.after_answer(q)
@@ -555,11 +563,11 @@ class _Turn:
         declared = commands.find(name)
         handler = self.handlers.get(declared) if declared is not None else None
         if declared is None or handler is None:
-            self.reject("unknown_command", command=name)
+            self.reject(Refusal.UNKNOWN_COMMAND)
             self.reask()
             return
         if declared.writes and self.read_only:
-            self.reject("read_only")
+            self.reject(Refusal.READ_ONLY)
             return
         handler(self, arg)
 
@@ -577,12 +585,12 @@ class _Turn:
             self.reask()
 
     def cmd_help(self, arg: str | None) -> None:
-        self.emit(Notice("help"))
+        self.emit(Note.HELP)
         self.reask()
 
     def cmd_progress(self, arg: str | None) -> None:
         p = progress(self.survey, self.report, self.session.cursor)
-        self.emit(Notice("progress", {"progress": p}))
+        self.emit(ProgressSummary(p))
 
     def cmd_review(self, arg: str | None) -> None:
         self.emit(ShowReview())
@@ -599,7 +607,7 @@ class _Turn:
             self.emit(ChooseLanguage())
             return
         self.set_session(language=arg)
-        self.emit(Notice("language_set"))
+        self.emit(Note.LANGUAGE_SET)
         if self.session.mode == Mode.INTRO:
             self.emit(ShowIntro(started=False))
         else:
@@ -608,13 +616,13 @@ class _Turn:
     def cmd_skip(self, arg: str | None) -> None:
         q = self.current
         if q is None or self.session.mode not in (Mode.ASKING, Mode.ADDING_MORE):
-            self.reject("nothing_to_skip")
+            self.reject(Refusal.NOTHING_TO_SKIP)
             return
         if self.session.mode == Mode.ADDING_MORE:
             self.move_on()
             return
         if q.required and not is_answered(self.survey, self.report, q):
-            self.reject("required", q.id)
+            self.reject(Refusal.REQUIRED, q.id)
             return
         if not is_answered(self.survey, self.report, q):
             self.set_session(skipped=(*self.session.skipped, q.id))
@@ -623,7 +631,7 @@ class _Turn:
     def cmd_keep(self, arg: str | None) -> None:
         q = self.current
         if q is None or not is_answered(self.survey, self.report, q):
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
         self.move_on()
 
@@ -636,7 +644,7 @@ class _Turn:
         elif q is not None and mode == Mode.ASKING and q.kind == Kind.MULTI_CHOICE:
             if not self.session.picked:
                 if q.required:
-                    self.reject("required", q.id)
+                    self.reject(Refusal.REQUIRED, q.id)
                     return
                 self.cmd_skip(None)
                 return
@@ -645,14 +653,14 @@ class _Turn:
         elif q is not None and mode == Mode.ASKING and q.kind == Kind.FILE_UPLOAD:
             self.finish_uploads(q)
         else:
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
 
     def cmd_more(self, arg: str | None) -> None:
         q = self.current
         if q is None or self.session.mode != Mode.ADDING_MORE:
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
-        self.emit(Notice("send_more", {"question_id": q.id}))
+        self.emit(Note.SEND_MORE)
 
     def cmd_back(self, arg: str | None) -> None:
         history = self.session.history
@@ -663,7 +671,7 @@ class _Turn:
                 self.set_session(history=history, cursor=None)
                 self.goto(previous, remember=False)
                 return
-        self.reject("at_start")
+        self.reject(Refusal.AT_START)
         self.reask()
 
     def cmd_edit(self, arg: str | None) -> None:
@@ -678,10 +686,10 @@ class _Turn:
             return
         q = self.survey.question(ident) if kind == "q" else None
         if q is None:
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
         if not applies(self.survey, q, self.report.answers):
-            self.reject("not_applicable", q.id)
+            self.reject(Refusal.NOT_APPLICABLE, q.id)
             return
         self.goto(q.id)
 
@@ -704,7 +712,7 @@ class _Turn:
         """Whether the deadline has passed and late reports are refused."""
         if self.accept_late or self.now.date() <= self.survey.deadline:
             return False
-        self.reject("deadline_passed", deadline=self.survey.deadline)
+        self.reject(Refusal.DEADLINE_PASSED)
         return True
 
     def cmd_submit(self, arg: str | None) -> None:
@@ -712,14 +720,14 @@ class _Turn:
             return
         missing = missing_required(self.survey, self.report)
         if missing:
-            self.reject("missing_required", questions=tuple(q.id for q in missing))
+            self.reject(MissingRequired(tuple(q.id for q in missing)))
             return
         self.set_session(mode=Mode.CONFIRM_SUBMIT)
         self.emit(ConfirmSubmit(tuple(q.id for q in unanswered_optional(self.survey, self.report))))
 
     def cmd_confirm_submit(self, arg: str | None) -> None:
         if self.session.mode != Mode.CONFIRM_SUBMIT:
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
         if self.too_late():
             return
@@ -728,11 +736,11 @@ class _Turn:
             return
         self.report = self.report.model_copy(update={"status": ReportStatus.SUBMITTED, "submitted_at": self.now})
         self.set_session(mode=Mode.DONE)
-        self.emit(Notice("submitted", {"at": self.now}))
+        self.emit(Submitted(self.now))
 
     def cmd_remove_file(self, arg: str | None) -> None:
         if not arg or not any(a.sha256.startswith(arg) for a in self.report.attachments):
-            self.reject("stale_button")
+            self.reject(Refusal.STALE_BUTTON)
             return
         found = next(a for a in self.report.attachments if a.sha256.startswith(arg))
         self.emit(RemoveFile(found.sha256))

@@ -13,7 +13,7 @@ import datetime as dt
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from babel import Locale
 
@@ -22,14 +22,23 @@ from conversation.engine import applies, is_answered, progress
 from conversation.i18n import LANGUAGES
 from conversation.model import Heading, Kind, Question, Survey
 from conversation.state import (
+    AllVisited,
     AnswerValue,
     Ask,
     ChooseLanguage,
     ConfirmSubmit,
+    EditSaved,
     Effect,
+    Exempt,
+    FileTooLarge,
+    FutureMonth,
+    MissingRequired,
+    Note,
     Notice,
     OfferMore,
     Progress,
+    ProgressSummary,
+    Refusal,
     Rejected,
     RemoveFile,
     Report,
@@ -40,6 +49,11 @@ from conversation.state import (
     ShowIntro,
     ShowReview,
     StoreFile,
+    Submitted,
+    TooLong,
+    TooManyChars,
+    TooManyFiles,
+    TooOld,
 )
 
 REVIEW_EXCERPT_WORDS = 40
@@ -194,9 +208,9 @@ class Renderer:
             case OfferMore():
                 return [self.offer_more(effect, tr)]
             case Rejected():
-                return [self.rejected(effect, report, tr)]
-            case Notice():
-                return [self.notice(effect, report, session, tr)]
+                return [self.rejected(effect, tr)]
+            case Note() | AllVisited() | ProgressSummary() | Submitted() | Exempt() | EditSaved():
+                return [self.notice(effect, tr)]
             case ShowIntro():
                 return [self.intro(effect, report, tr)]
             case ShowReview():
@@ -211,7 +225,8 @@ class Renderer:
                 return [self.languages(tr)]
             case StoreFile() | RemoveFile():
                 return []
-        raise AssertionError(effect)  # pragma: no cover - exhaustive
+            case _:
+                assert_never(effect)
 
     # -- questions
 
@@ -348,115 +363,137 @@ class Renderer:
 
     # -- mistakes
 
-    def rejected(self, effect: Rejected, report: Report, tr: Translator) -> Reply:
+    def rejected(self, effect: Rejected, tr: Translator) -> Reply:
         _ = tr.t
-        p = effect.params
-        code = effect.code
+        reason = effect.reason
         text: str
-        if code in ("too_long", "too_long_combined", "too_long_chars", "too_long_combined_chars"):
-            count = int(str(p["count"]))
-            limit = int(str(p["limit"]))
-            excess = int(str(p["excess"]))
-            if code.endswith("_chars"):  # the character cap (see validation.char_limit)
+        match reason:
+            case TooLong():
+                if reason.characters:  # the character cap (see validation.char_limit)
+                    text = tr.n(
+                        "Your answer has {count} character; the limit is {limit}.",
+                        "Your answer has {count} characters; the limit is {limit}.",
+                        reason.count,
+                        limit=reason.limit,
+                    )
+                    text += " " + tr.n(
+                        "Please remove {count} character.", "Please remove {count} characters.", reason.excess
+                    )
+                else:
+                    text = tr.n(
+                        "Your answer has {count} word; the limit is {limit}.",
+                        "Your answer has {count} words; the limit is {limit}.",
+                        reason.count,
+                        limit=reason.limit,
+                    )
+                    text += " " + tr.n("Please remove {count} word.", "Please remove {count} words.", reason.excess)
+                if reason.combined:
+                    text += " " + _("The part you sent earlier is kept; send a shorter addition, or continue.")
+                else:
+                    text += " " + _("It was not saved. Send a shorter version, or edit the message you sent.")
+            case TooManyFiles():
+                names = "\n".join(f"• {esc(n)}" for n in reason.names)
                 text = tr.n(
-                    "Your answer has {count} character; the limit is {limit}.",
-                    "Your answer has {count} characters; the limit is {limit}.",
-                    count,
-                    limit=limit,
+                    "You have already sent {count} file, the maximum.",
+                    "You have already sent {count} files, the maximum.",
+                    reason.limit,
                 )
-                text += " " + tr.n("Please remove {count} character.", "Please remove {count} characters.", excess)
-            else:
-                text = tr.n(
-                    "Your answer has {count} word; the limit is {limit}.",
-                    "Your answer has {count} words; the limit is {limit}.",
-                    count,
-                    limit=limit,
+                text += "\n" + names + "\n" + _("Use /files to remove one before sending another.")
+            case FileTooLarge():
+                text = _(
+                    "This file is {size}; the limit is {limit}. For larger files, please write to {email}.",
+                    size=format_size(tr, reason.size),
+                    limit=format_size(tr, reason.limit),
+                    email=self.survey.contact_email,
                 )
-                text += " " + tr.n("Please remove {count} word.", "Please remove {count} words.", excess)
-            if code.startswith("too_long_combined"):
-                text += " " + _("The part you sent earlier is kept; send a shorter addition, or continue.")
-            else:
-                text += " " + _("It was not saved. Send a shorter version, or edit the message you sent.")
-        elif code == "too_many_files":
-            names = "\n".join(f"• {esc(n)}" for n in p.get("names", ()))  # type: ignore[attr-defined]
-            text = tr.n(
-                "You have already sent {count} file, the maximum.",
-                "You have already sent {count} files, the maximum.",
-                int(str(p["limit"])),
-            )
-            text += "\n" + names + "\n" + _("Use /files to remove one before sending another.")
-        elif code == "file_too_big":
-            text = _(
-                "This file is {size}; the limit is {limit}. For larger files, please write to {email}.",
-                size=format_size(tr, int(str(p["size"]))),
-                limit=format_size(tr, int(str(p["limit"]))),
-                email=self.survey.contact_email,
-            )
-        elif code == "missing_required":
-            qs = [self.survey.question(str(i)) for i in p.get("questions", ())]  # type: ignore[attr-defined]
-            listed = "\n".join(f"• {esc(self.question_text(q, tr))}" for q in qs if q is not None)
-            text = _("The report cannot be submitted yet. These required questions have no answer:") + "\n" + listed
-            text += "\n" + _("Use /edit to answer them.")
-        else:
-            text = self.simple_rejection(code, p, tr)
+            case MissingRequired():
+                qs = [self.survey.question(i) for i in reason.questions]
+                listed = "\n".join(f"• {esc(self.question_text(q, tr))}" for q in qs if q is not None)
+                text = _("The report cannot be submitted yet. These required questions have no answer:") + "\n" + listed
+                text += "\n" + _("Use /edit to answer them.")
+            case TooManyChars():
+                text = _("That answer is too long for this question. Please shorten it.")
+            case TooOld():
+                text = _("That date is too far in the past. Please check the year.")
+            case FutureMonth():
+                text = _("That date is in the future. Please give a month that has already passed.")
+            case Refusal():
+                text = self.refusal(reason, tr)
+            case _:
+                assert_never(reason)
         return Reply("⚠️ " + text)
 
-    def simple_rejection(self, code: str, p: object, tr: Translator) -> str:
+    def refusal(self, refusal: Refusal, tr: Translator) -> str:
         """One-line explanations of ordinary mistakes."""
         _ = tr.t
-        messages = {
-            "empty": _("The answer is empty. Please type your answer."),
-            "bad_month": _("I could not read that date. Please give the month and year, for example 03/2019."),
-            "future_month": _("That date is in the future. Please give a month that has already passed."),
-            "too_old": _("That date is too far in the past. Please check the year."),
-            "bad_email": _("That does not look like an e-mail address. Please check it, for example name@city.org."),
-            "bad_phone": _("That phone number is not valid. Please check it."),
-            "not_international": _(
-                "Please give the number in international form, starting with + and the country code."
-            ),
-            "bad_url": _("That does not look like a web address. Please check it, for example www.city.org."),
-            "bad_name": _("Please type a name (letters, not a link or an e-mail address)."),
-            "too_many_chars": _("That answer is too long for this question. Please shorten it."),
-            "unknown_choice": _("That is not one of the options. Please press a button or type one of the options."),
-            "expected_file": _("This question expects files. Send a file, press Done, or /skip."),
-            "stale_button": _("That button is no longer active."),
-            "read_only": _(
-                "The report has been submitted and can no longer be changed. "
-                "Please contact the coordination team if something must be corrected."
-            ),
-            "edit_not_applicable": _("That edit could not be applied to any answer."),
-            "files_not_accepted": _("This questionnaire does not accept files."),
-            "unexpected_contact": _("A contact card is only needed for the phone question."),
-            "not_own_contact": _("This is someone else's contact card. Please type the number or share your own."),
-            "not_expected_text": _("No question is waiting for an answer right now."),
-            "unknown_command": _("I do not know that command. /help lists what I understand."),
-            "nothing_to_skip": _("There is no question to skip right now."),
-            "required": _("This question is required and cannot be skipped."),
-            "at_start": _("There is no earlier question to go back to."),
-            "not_applicable": _("That question does not apply given your earlier answers."),
-            "deadline_passed": _(
-                "The deadline has passed and reports can no longer be submitted here. "
-                "Please contact the coordination team."
-            ),
-            "unsupported": _("I cannot use this kind of message here. Please send text, a button choice or a file."),
-        }
-        return messages.get(code, _("That could not be used. Please try again."))
+        match refusal:
+            case Refusal.EMPTY:
+                return _("The answer is empty. Please type your answer.")
+            case Refusal.BAD_MONTH:
+                return _("I could not read that date. Please give the month and year, for example 03/2019.")
+            case Refusal.BAD_EMAIL:
+                return _("That does not look like an e-mail address. Please check it, for example name@city.org.")
+            case Refusal.BAD_PHONE:
+                return _("That phone number is not valid. Please check it.")
+            case Refusal.NOT_INTERNATIONAL:
+                return _("Please give the number in international form, starting with + and the country code.")
+            case Refusal.BAD_URL:
+                return _("That does not look like a web address. Please check it, for example www.city.org.")
+            case Refusal.BAD_NAME:
+                return _("Please type a name (letters, not a link or an e-mail address).")
+            case Refusal.UNKNOWN_CHOICE:
+                return _("That is not one of the options. Please press a button or type one of the options.")
+            case Refusal.EXPECTED_FILE:
+                return _("This question expects files. Send a file, press Done, or /skip.")
+            case Refusal.STALE_BUTTON:
+                return _("That button is no longer active.")
+            case Refusal.READ_ONLY:
+                return _(
+                    "The report has been submitted and can no longer be changed. "
+                    "Please contact the coordination team if something must be corrected."
+                )
+            case Refusal.EDIT_NOT_APPLICABLE:
+                return _("That edit could not be applied to any answer.")
+            case Refusal.FILES_NOT_ACCEPTED:
+                return _("This questionnaire does not accept files.")
+            case Refusal.UNEXPECTED_CONTACT:
+                return _("A contact card is only needed for the phone question.")
+            case Refusal.NOT_OWN_CONTACT:
+                return _("This is someone else's contact card. Please type the number or share your own.")
+            case Refusal.NOT_EXPECTED_TEXT:
+                return _("No question is waiting for an answer right now.")
+            case Refusal.UNKNOWN_COMMAND:
+                return _("I do not know that command. /help lists what I understand.")
+            case Refusal.NOTHING_TO_SKIP:
+                return _("There is no question to skip right now.")
+            case Refusal.REQUIRED:
+                return _("This question is required and cannot be skipped.")
+            case Refusal.AT_START:
+                return _("There is no earlier question to go back to.")
+            case Refusal.NOT_APPLICABLE:
+                return _("That question does not apply given your earlier answers.")
+            case Refusal.DEADLINE_PASSED:
+                return _(
+                    "The deadline has passed and reports can no longer be submitted here. "
+                    "Please contact the coordination team."
+                )
+            case Refusal.UNSUPPORTED:
+                return _("I cannot use this kind of message here. Please send text, a button choice or a file.")
+            case _:
+                assert_never(refusal)
 
     # -- notices
 
-    def notice(self, effect: Notice, report: Report, session: Session, tr: Translator) -> Reply:
+    def notice(self, notice: Notice, tr: Translator) -> Reply:
         _ = tr.t
-        p = effect.params
-        match effect.code:
-            case "all_visited":
-                missing = p.get("missing_required", ())
-                assert isinstance(missing, tuple)
+        match notice:
+            case AllVisited():
                 text = _("You have been through every question.")
-                if missing:
+                if notice.missing_required:
                     text += " " + tr.n(
                         "{count} required question still has no answer.",
                         "{count} required questions still have no answer.",
-                        len(missing),
+                        len(notice.missing_required),
                     )
                 else:
                     text += " " + _("Use /review to check your answers and /submit to send the report.")
@@ -467,41 +504,40 @@ class Renderer:
                     ),
                 )
                 return Reply(text, buttons)
-            case "progress":
-                pr = p["progress"]
-                assert isinstance(pr, Progress)
-                return Reply(progress_summary(tr, pr))
-            case "submitted":
+            case ProgressSummary():
+                return Reply(progress_summary(tr, notice.progress))
+            case Submitted():
                 return Reply(
                     "✅ "
                     + _("Thank you. Your report has been submitted to the UNESCO GNLC Coordination Team.")
                     + "\n"
                     + _("Use /review to read it again.")
                 )
-            case "exempt" | "not_exempt" if effect.code == "exempt":
+            case Exempt():
                 return Reply(
                     _(
                         "Cities that joined the network in {month} or later will be asked to submit their report "
                         "next year. You may still complete and submit this report now if you wish. "
                         "If the joining date is wrong, use /edit to correct it.",
-                        month=self.month_words(str(p.get("joined_from", "")), tr),
+                        month=self.month_words(notice.joined_from, tr),
                     )
                 )
-            case "not_exempt":
-                return Reply(_("With this joining date your city is due to report in this cycle."))
-            case "already_submitted":
-                return Reply(_("Your report has been submitted. Use /review to read it."))
-            case "edit_saved":
-                q = self.survey.question(str(p.get("question_id")))
+            case EditSaved():
+                q = self.survey.question(notice.question_id)
                 name = esc(self.question_text(q, tr)) if q else ""
                 return Reply("✏️ " + _("Your edited answer has been saved: {question}", question=name))
-            case "help":
+            case Note.NOT_EXEMPT:
+                return Reply(_("With this joining date your city is due to report in this cycle."))
+            case Note.ALREADY_SUBMITTED:
+                return Reply(_("Your report has been submitted. Use /review to read it."))
+            case Note.HELP:
                 return Reply(self.help_text(tr))
-            case "language_set":
+            case Note.LANGUAGE_SET:
                 return Reply(_("The language is now {language}.", language=tr.language_name()))
-            case "send_more":
+            case Note.SEND_MORE:
                 return Reply(_("Please send the text to add."))
-        return Reply(_("Done."))
+            case _:
+                assert_never(notice)
 
     def month_words(self, value: str, tr: Translator) -> str:
         """ "2020-09" as "September 2020" in the contact's language."""

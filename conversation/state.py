@@ -10,9 +10,8 @@ Rules of this module:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
+from enum import Enum, StrEnum
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -180,20 +179,161 @@ class Ask:
     new_section: bool = False
 
 
-@dataclass(frozen=True)
-class Notice:
-    """A message identified by a code with named parameters (translated by render)."""
+# ------------------------------------------------- notices and refusals
+# Each is a member of an enum (nothing to add) or its own small dataclass (with its details);
+# `render` matches them exhaustively, so one it does not word is a mypy error.
 
-    code: str
-    params: Mapping[str, object] = field(default_factory=dict)
+
+class Note(Enum):
+    """A notice with nothing to add."""
+
+    NOT_EXEMPT = "not_exempt"  # the corrected joining date makes the city due in this cycle
+    ALREADY_SUBMITTED = "already_submitted"
+    HELP = "help"
+    LANGUAGE_SET = "language_set"
+    SEND_MORE = "send_more"  # the contact asked to add text to their answer
+
+
+@dataclass(frozen=True)
+class AllVisited:
+    """Every applicable question has been through; what is still missing."""
+
+    missing_required: tuple[str, ...]
+    unanswered: int
+
+
+@dataclass(frozen=True)
+class ProgressSummary:
+    """How far the report is (/progress)."""
+
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The report was submitted at this moment."""
+
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Exempt:
+    """The joining date makes the city exempt this cycle (it joined in `joined_from`, "YYYY-MM", or later)."""
+
+    joined_from: str
+
+
+@dataclass(frozen=True)
+class EditSaved:
+    """An edited message changed the answer to this question."""
+
+    question_id: str
+
+
+Notice = Note | AllVisited | ProgressSummary | Submitted | Exempt | EditSaved
+
+
+class Refusal(Enum):
+    """Why an input was not accepted, when there is nothing to add."""
+
+    EMPTY = "empty"
+    BAD_MONTH = "bad_month"
+    BAD_EMAIL = "bad_email"
+    BAD_PHONE = "bad_phone"
+    NOT_INTERNATIONAL = "not_international"  # a phone number without + and the country code
+    BAD_URL = "bad_url"
+    BAD_NAME = "bad_name"
+    UNKNOWN_CHOICE = "unknown_choice"
+    EXPECTED_FILE = "expected_file"
+    STALE_BUTTON = "stale_button"
+    READ_ONLY = "read_only"  # the report is submitted
+    EDIT_NOT_APPLICABLE = "edit_not_applicable"
+    FILES_NOT_ACCEPTED = "files_not_accepted"
+    UNEXPECTED_CONTACT = "unexpected_contact"
+    NOT_OWN_CONTACT = "not_own_contact"
+    NOT_EXPECTED_TEXT = "not_expected_text"
+    UNKNOWN_COMMAND = "unknown_command"
+    NOTHING_TO_SKIP = "nothing_to_skip"
+    REQUIRED = "required"  # a required question cannot be skipped
+    AT_START = "at_start"  # nothing to go back to
+    NOT_APPLICABLE = "not_applicable"  # the question does not apply given earlier answers
+    DEADLINE_PASSED = "deadline_passed"
+    UNSUPPORTED = "unsupported"  # a sticker, voice message, location …
+
+
+@dataclass(frozen=True)
+class TooLong:
+    """A long answer over its limit: `count` words (or characters) where `limit` are allowed.
+
+    `characters`: the character cap (see validation.char_limit) rather than the word limit.
+    `combined`: the limit was passed by an addition to an answer already saved (which is kept).
+    """
+
+    count: int
+    limit: int
+    characters: bool = False
+    combined: bool = False
+
+    @property
+    def excess(self) -> int:
+        """How many words (or characters) too many."""
+        return self.count - self.limit
+
+
+@dataclass(frozen=True)
+class TooManyChars:
+    """A short answer over its character limit."""
+
+    count: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class TooOld:
+    """A month before the earliest year accepted."""
+
+    earliest: int
+
+
+@dataclass(frozen=True)
+class FutureMonth:
+    """A month after the current one ("YYYY-MM")."""
+
+    latest: str
+
+
+@dataclass(frozen=True)
+class TooManyFiles:
+    """The report already has `limit` files (named)."""
+
+    limit: int
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileTooLarge:
+    """A file of `size` bytes where at most `limit` are accepted."""
+
+    size: int
+    limit: int
+    name: str
+
+
+@dataclass(frozen=True)
+class MissingRequired:
+    """The report cannot be submitted: these required questions have no answer."""
+
+    questions: tuple[str, ...]
+
+
+Reason = Refusal | TooLong | TooManyChars | TooOld | FutureMonth | TooManyFiles | FileTooLarge | MissingRequired
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """The input was not accepted; `code` says why, `params` carry the details."""
+    """The input was not accepted, and why; `question_id` is the question it was meant for."""
 
-    code: str
-    params: Mapping[str, object] = field(default_factory=dict)
+    reason: Reason
     question_id: str | None = None
 
 
@@ -258,7 +398,12 @@ class RemoveFile:
 
 Effect = (
     Ask
-    | Notice
+    | Note
+    | AllVisited
+    | ProgressSummary
+    | Submitted
+    | Exempt
+    | EditSaved
     | Rejected
     | OfferMore
     | ShowIntro

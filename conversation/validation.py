@@ -20,7 +20,6 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +27,8 @@ import phonenumbers
 from babel.core import UnknownLocaleError
 from babel.dates import get_month_names
 from email_validator import EmailNotValidError, validate_email
+
+from conversation.state import FutureMonth, Refusal, TooManyChars, TooOld
 
 __all__ = [
     "NO_WORDS",
@@ -48,12 +49,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """Why an answer was not accepted: a message `code` plus `params` for its template."""
-
-    code: str
-    params: Mapping[str, object] = field(default_factory=dict)
+#: Why an answer was not accepted: the refusals (conversation.state) a typed answer can get.
+Rejection = Refusal | TooManyChars | TooOld | FutureMonth
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -343,12 +340,12 @@ def parse_month_year(
     numeric = _NUMERIC_ONLY_RE.match(folded) is not None
     parsed = _parse_numeric(folded) if numeric else _parse_named(folded, _month_lookup(locale))
     if parsed is None or not 1 <= parsed[1] <= 12:
-        return Rejection("bad_month", {"text": text})
+        return Refusal.BAD_MONTH
     year, month = parsed
     if year < earliest:
-        return Rejection("too_old", {"text": text, "earliest": earliest})
+        return TooOld(earliest)
     if (year, month) > (today.year, today.month):
-        return Rejection("future_month", {"text": text, "latest": format_month_value(today.year, today.month)})
+        return FutureMonth(format_month_value(today.year, today.month))
     return year, month
 
 
@@ -363,14 +360,14 @@ def format_month_value(year: int, month: int) -> str:
 
 
 def normalize_email(text: str) -> str | Rejection:
-    """Return the normalised e-mail address (domain lower-cased), or Rejection("bad_email")."""
+    """Return the normalised e-mail address (domain lower-cased), or Refusal.BAD_EMAIL."""
     candidate = clean_text(text)
     if candidate[:7].casefold() == "mailto:":
         candidate = candidate[7:].strip()
     try:
         return validate_email(candidate, check_deliverability=False).normalized
     except EmailNotValidError:
-        return Rejection("bad_email", {"text": text})
+        return Refusal.BAD_EMAIL
 
 
 _PHONE_CHARS_RE = re.compile(r"^\+?[0-9\s.\-/\u2010-\u2013]+$")
@@ -384,17 +381,17 @@ def normalize_phone(text: str) -> str | Rejection:
         candidate = candidate[4:].strip()
     candidate = _TRUNK_ZERO_RE.sub(" ", candidate).replace("(", " ").replace(")", " ").strip()
     if not _PHONE_CHARS_RE.match(candidate) or sum(ch.isdigit() for ch in candidate) < 4:
-        return Rejection("bad_phone", {"text": text})
+        return Refusal.BAD_PHONE
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
     if not candidate.startswith("+"):
-        return Rejection("not_international", {"text": text})
+        return Refusal.NOT_INTERNATIONAL
     try:
         number = phonenumbers.parse(candidate, None)
     except phonenumbers.NumberParseException:
-        return Rejection("bad_phone", {"text": text})
+        return Refusal.BAD_PHONE
     if not phonenumbers.is_valid_number(number):
-        return Rejection("bad_phone", {"text": text})
+        return Refusal.BAD_PHONE
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -417,8 +414,8 @@ def _valid_host(host: str) -> bool:
 
 
 def normalize_url(text: str) -> str | Rejection:
-    """Return the web address with a scheme ("www.example.org" -> "https://www.example.org") or Rejection("bad_url")."""
-    rejection = Rejection("bad_url", {"text": text})
+    """Return the web address with a scheme ("www.example.org" -> "https://www.example.org") or Refusal.BAD_URL."""
+    rejection = Refusal.BAD_URL
     candidate = clean_text(text).strip("<>").rstrip(".,;:!")
     if not candidate or len(candidate) > _URL_MAX_CHARS:
         return rejection
@@ -445,12 +442,12 @@ _URL_LIKE_RE = re.compile(r"://|\bwww\.|\.(?:com|org|net|gov|edu|info|io)\b", re
 
 
 def normalize_person_name(text: str) -> str | Rejection:
-    """Return the name with whitespace collapsed, or Rejection("bad_name") if empty, too long or not a name."""
+    """Return the name with whitespace collapsed, or Refusal.BAD_NAME if empty, too long or not a name."""
     name = " ".join(_WS_RE.split(clean_text(text))).strip()
     if not 1 <= len(name) <= _NAME_MAX_CHARS or "@" in name or _URL_LIKE_RE.search(name):
-        return Rejection("bad_name", {"text": text})
+        return Refusal.BAD_NAME
     if not any(unicodedata.category(ch)[0] == "L" for ch in name):
-        return Rejection("bad_name", {"text": text})
+        return Refusal.BAD_NAME
     return name
 
 
@@ -466,12 +463,12 @@ def char_limit(max_words: int | None) -> int:
 
 
 def normalize_short_text(text: str, max_chars: int = 300) -> str | Rejection:
-    """Return the cleaned text, or Rejection("empty") / Rejection("too_many_chars", {"count", "limit"})."""
+    """Return the cleaned text, or Refusal.EMPTY / TooManyChars."""
     cleaned = clean_text(text)
     if not cleaned:
-        return Rejection("empty")
+        return Refusal.EMPTY
     if len(cleaned) > max_chars:
-        return Rejection("too_many_chars", {"count": len(cleaned), "limit": max_chars})
+        return TooManyChars(len(cleaned), max_chars)
     return cleaned
 
 

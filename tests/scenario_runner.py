@@ -18,7 +18,7 @@ A scenario is YAML:
         expect_not: ["substring", …]
         buttons: ["label", …]          # each must appear among the current buttons' labels
         asks: question_id             # the question now being asked
-        rejected: code                # a Rejected effect with this code was produced
+        rejected: name                # a Rejected effect for this reason was produced (see reason_name)
     final:
       answers: {question_id: value}   # exact stored values
       absent: [question_id]           # no stored answer
@@ -51,12 +51,26 @@ from conversation.state import (
     Effect,
     FileInput,
     Input,
+    Reason,
+    Refusal,
     Rejected,
     Report,
     Session,
     StoreFile,
     TextInput,
+    TooLong,
 )
+
+
+def reason_name(reason: Reason) -> str:
+    """A refusal as scenario files name it: a `Refusal`'s value ("empty"), or the dataclass's name in
+    snake case ("file_too_large"), a `TooLong` with its flags ("too_long_combined", "too_long_chars")."""
+    if isinstance(reason, Refusal):
+        return reason.value
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(reason).__name__).lower()
+    if isinstance(reason, TooLong):
+        name += "_combined" * reason.combined + "_chars" * reason.characters
+    return name
 
 _TAG = re.compile(r"</?[a-z][^>]*>")
 
@@ -167,8 +181,8 @@ def run_scenario(path: Path, survey: Survey) -> Run:
             asked = [e.question_id for e in run.effects if isinstance(e, Ask)]
             assert asked and asked[-1] == step["asks"], f"{where}: asks {asked}, expected {step['asks']}\n{text}"
         if "rejected" in step:
-            codes = [e.code for e in run.effects if isinstance(e, Rejected)]
-            assert step["rejected"] in codes, f"{where}: rejections {codes}, expected {step['rejected']}"
+            names = [reason_name(e.reason) for e in run.effects if isinstance(e, Rejected)]
+            assert step["rejected"] in names, f"{where}: rejections {names}, expected {step['rejected']}"
     final = spec.get("final") or {}
     for qid, value in (final.get("answers") or {}).items():
         assert run.report.answers.get(qid) == _value(value), f"{path.name}: {qid} = {run.report.answers.get(qid)!r}"

@@ -14,16 +14,20 @@ from conversation.state import (
     ChoiceInput,
     CommandInput,
     EditInput,
+    EditSaved,
     FileInput,
+    FileTooLarge,
+    MissingRequired,
     Mode,
-    Notice,
     OfferMore,
+    Refusal,
     Rejected,
     Report,
     ReportStatus,
     Session,
     StoreFile,
     TextInput,
+    TooLong,
 )
 
 SURVEY = load_survey()
@@ -52,8 +56,8 @@ def at(qid, answers=None, mode=Mode.ASKING, **session):
     return Report(answers=dict(answers or {})), Session(mode=mode, cursor=qid, **session)
 
 
-def codes(s):
-    return [e.code for e in s.effects if isinstance(e, Rejected)]
+def reasons(s):
+    return [e.reason for e in s.effects if isinstance(e, Rejected)]
 
 
 def test_branches_chain_and_progress_counts():
@@ -78,7 +82,7 @@ def test_a_flipped_branch_keeps_the_answer_but_neither_requires_nor_exports_it()
 
 def test_required_questions_cannot_be_skipped_optional_ones_can():
     report, session = at("city_website")
-    assert codes(step(report, session, CommandInput("skip"))) == ["required"]
+    assert reasons(step(report, session, CommandInput("skip"))) == [Refusal.REQUIRED]
     # The form requires only the city information; the mayor's details may be left for later.
     report, session = at("mayor_email", {k: v for k, v in BASIC.items() if not k.startswith("mayor_")})
     out = step(report, session, CommandInput("skip"))
@@ -93,7 +97,7 @@ def test_over_limit_text_is_not_saved_and_the_counts_are_given():
     out = step(report, session, TextInput("word " * 251))
     assert "equity_inclusion" not in out.report.answers
     (rejected,) = [e for e in out.effects if isinstance(e, Rejected)]
-    assert dict(rejected.params) == {"count": 251, "limit": 250, "excess": 1}
+    assert rejected.reason == TooLong(count=251, limit=250) and rejected.reason.excess == 1
 
 
 def test_add_more_appends_and_the_limit_counts_the_whole():
@@ -104,7 +108,7 @@ def test_add_more_appends_and_the_limit_counts_the_whole():
     out = step(out.report, out.session, TextInput("four five"))
     assert out.report.answers["equity_inclusion"] == "one two three\n\nfour five"
     out2 = step(out.report, out.session, TextInput("x " * 246))
-    assert codes(out2) == ["too_long_combined"] and out2.report == out.report
+    assert reasons(out2) == [TooLong(count=251, limit=250, combined=True)] and out2.report == out.report
     done = step(out.report, out.session, CommandInput("next"))
     assert done.session.cursor == "decent_work"
 
@@ -113,7 +117,7 @@ def test_editing_one_message_of_a_multi_message_answer_replaces_only_that_part()
     report, session = at("decent_work", {**BASIC, "equity_inclusion": "First part.\n\nSecond part."})
     out = step(report, session, EditInput("equity_inclusion", "Second part, corrected.", "Second part."))
     assert out.report.answers["equity_inclusion"] == "First part.\n\nSecond part, corrected."
-    assert any(isinstance(e, Notice) and e.code == "edit_saved" for e in out.effects)
+    assert EditSaved("equity_inclusion") in out.effects
     assert out.session.cursor == "decent_work"  # editing does not move the contact
 
 
@@ -121,7 +125,7 @@ def test_stale_or_invalid_choices_change_nothing():
     report, session = at("core_team", BASIC)
     for event in (ChoiceInput("monitoring", "yes"), ChoiceInput("core_team", "maybe")):
         out = step(report, session, event)
-        assert codes(out) == ["stale_button"] and out.report == report and out.session == session
+        assert reasons(out) == [Refusal.STALE_BUTTON] and out.report == report and out.session == session
 
 
 def test_multiple_choice_by_buttons_and_by_typed_text():
@@ -139,14 +143,14 @@ def test_multiple_choice_by_buttons_and_by_typed_text():
 
 def test_submission_needs_required_answers_then_confirmation_then_is_read_only():
     report, session = at("city_name")
-    assert codes(step(report, session, CommandInput("submit"))) == ["missing_required"]
+    assert [type(r) for r in reasons(step(report, session, CommandInput("submit")))] == [MissingRequired]
     report, session = at("strategy_adopted", BASIC)
     ask = step(report, session, CommandInput("submit"))
     assert ask.session.mode == Mode.CONFIRM_SUBMIT
     done = step(ask.report, ask.session, CommandInput("confirm_submit"))
     assert done.report.status == ReportStatus.SUBMITTED and done.report.submitted_at == NOW
-    assert codes(step(done.report, done.session, TextInput("change"))) == ["read_only"]
-    assert codes(step(done.report, done.session, CommandInput("edit", "q:city_name"))) == ["read_only"]
+    assert reasons(step(done.report, done.session, TextInput("change"))) == [Refusal.READ_ONLY]
+    assert reasons(step(done.report, done.session, CommandInput("edit", "q:city_name"))) == [Refusal.READ_ONLY]
 
 
 def test_late_submission_refused_only_when_configured():
@@ -154,7 +158,7 @@ def test_late_submission_refused_only_when_configured():
     report, session = at("strategy_adopted", BASIC)
     en = get_translator("en")
     refused = engine.advance(SURVEY, report, session, CommandInput("submit"), now=late, labels=en, accept_late=False)
-    assert [e.code for e in refused.effects if isinstance(e, Rejected)] == ["deadline_passed"]
+    assert reasons(refused) == [Refusal.DEADLINE_PASSED]
     allowed = engine.advance(SURVEY, report, session, CommandInput("submit"), now=late, labels=en, accept_late=True)
     assert allowed.session.mode == Mode.CONFIRM_SUBMIT
 
@@ -181,7 +185,7 @@ def test_files_are_checked_against_the_cap_before_download():
     ok = step(report, session, FileInput("f", "a.pdf", "application/pdf", 1000))
     assert [type(e) for e in ok.effects] == [StoreFile]
     big = step(report, session, FileInput("f", "a.mp4", None, 10 * 1024 * 1024 + 1))
-    assert codes(big) == ["file_too_big"]
+    assert reasons(big) == [FileTooLarge(size=10 * 1024 * 1024 + 1, limit=10 * 1024 * 1024, name="a.mp4")]
     unknown_size = step(report, session, FileInput("f", "a.bin", None, None))  # checked after download
     assert [type(e) for e in unknown_size.effects] == [StoreFile]
 
@@ -190,7 +194,7 @@ def test_files_are_checked_against_the_cap_before_download():
 def test_empty_answers_are_refused(text):
     report, session = at("city_name")
     out = step(report, session, TextInput(text))
-    assert codes(out) == ["empty"] and out.report == report
+    assert reasons(out) == [Refusal.EMPTY] and out.report == report
 
 
 def test_back_returns_to_previous_question_and_start_resumes():

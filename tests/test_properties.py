@@ -22,6 +22,7 @@ from conversation.loader import load_survey
 from conversation.model import CHOICE_KINDS, Kind, Question
 from conversation.render import Renderer, Reply
 from conversation.state import (
+    AllVisited,
     Ask,
     Attachment,
     ChoiceInput,
@@ -30,7 +31,6 @@ from conversation.state import (
     ConfirmSubmit,
     Effect,
     Mode,
-    Notice,
     OfferMore,
     Progress,
     Rejected,
@@ -222,7 +222,7 @@ def every_reply(language: str) -> list[Reply]:
         effects.append(OfferMore(q.id, 3, q.max_words))
     effects += [ShowEditMenu(None), *(ShowEditMenu(s.id) for s in SURVEY.sections)]
     effects += [ShowFiles(), ChooseLanguage(), ShowReview(), ShowIntro(False), ShowIntro(True)]
-    effects += [ConfirmSubmit(tuple(QUESTION_IDS)), Notice("all_visited", {"missing_required": (), "unanswered": 0})]
+    effects += [ConfirmSubmit(tuple(QUESTION_IDS)), AllVisited(missing_required=(), unanswered=0)]
     replies: list[Reply] = []
     for report in (empty, full):
         session = Session(language=language, mode=Mode.ASKING, cursor=QUESTION_IDS[0])

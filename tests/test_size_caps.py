@@ -16,7 +16,7 @@ from conversation.i18n import get_translator
 from conversation.loader import load_survey
 from conversation.model import Kind
 from conversation.render import Renderer
-from conversation.state import Mode, OfferMore, Rejected, Report, Session, Step, TextInput
+from conversation.state import Mode, OfferMore, Rejected, Report, Session, Step, TextInput, TooLong
 from tests.telegram_harness import running_bot
 
 SURVEY = load_survey()
@@ -44,8 +44,8 @@ def test_one_long_word_is_refused_with_the_numbers() -> None:
     text = "x" * (cap + 7)  # one "word": the word limit alone would take it
     step = advance(Report(), Session(mode=Mode.ASKING, cursor=WORDY.id), text)
     (rejected,) = rejections(step)
-    assert rejected.code == "too_long_chars"
-    assert (rejected.params["count"], rejected.params["limit"], rejected.params["excess"]) == (cap + 7, cap, 7)
+    assert rejected.reason == TooLong(count=cap + 7, limit=cap, characters=True)
+    assert rejected.reason.excess == 7
     assert WORDY.id not in step.report.answers
     shown = Renderer(SURVEY).one(rejected, step.report, step.session, get_translator("en"))[0].text
     assert f"{cap + 7} characters" in shown and f"limit is {cap}" in shown and "remove 7 characters" in shown
@@ -59,8 +59,7 @@ def test_appends_count_the_whole_and_keep_what_was_saved() -> None:
     assert step.report.answers[WORDY.id] == first and step.session.mode == Mode.ADDING_MORE
     over = advance(step.report, step.session, "b" * 200)
     (rejected,) = rejections(over)
-    assert rejected.code == "too_long_combined_chars"
-    assert rejected.params["count"] == len(first) + 2 + 200 and rejected.params["limit"] == cap
+    assert rejected.reason == TooLong(count=len(first) + 2 + 200, limit=cap, characters=True, combined=True)
     assert over.report.answers[WORDY.id] == first  # the saved part is kept
     shown = Renderer(SURVEY).one(rejected, over.report, over.session, get_translator("fr"))[0].text
     assert str(cap) in shown and str(len(first) + 2 + 200) in shown and "caractères" in shown
@@ -72,12 +71,13 @@ def test_appends_count_the_whole_and_keep_what_was_saved() -> None:
 def test_a_question_without_word_limit_has_the_global_cap() -> None:
     step = advance(Report(), Session(mode=Mode.ASKING, cursor=UNLIMITED.id), "word " * (v.MAX_ANSWER_CHARS // 5 + 1))
     (rejected,) = rejections(step)
-    assert rejected.code == "too_long_chars" and rejected.params["limit"] == v.MAX_ANSWER_CHARS
+    assert isinstance(rejected.reason, TooLong) and rejected.reason.characters and not rejected.reason.combined
+    assert rejected.reason.limit == v.MAX_ANSWER_CHARS
 
 
 @pytest.mark.parametrize("language", ["en", "fr", "es", "ar", "zh", "ru", "pt"])
 def test_the_numbers_are_told_in_every_language(language: str) -> None:
-    rejected = Rejected("too_long_combined_chars", {"count": 6123, "limit": 6000, "excess": 123}, WORDY.id)
+    rejected = Rejected(TooLong(count=6123, limit=6000, characters=True, combined=True), WORDY.id)
     tr = get_translator(language)
     text = Renderer(SURVEY).one(rejected, Report(), Session(language=language), tr)[0].text
     english = Renderer(SURVEY).one(rejected, Report(), Session(), get_translator("en"))[0].text
