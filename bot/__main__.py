@@ -25,6 +25,7 @@ from bot.storage import SchemaTooNew, Storage, StorageUnavailable
 from conversation.i18n import LANGUAGES, check_catalogs, get_translator, pick_language
 from conversation.loader import SurveyError, load_survey
 from conversation.model import Survey
+from conversation.validation import is_month_value
 
 logger = logging.getLogger("bot")
 
@@ -209,7 +210,7 @@ async def cmd_invite(args: argparse.Namespace, settings: Settings, survey: Surve
         return fail("--expires must be at least 1 day")
     if settings.bot_token is None:
         return fail("BOT_TOKEN is needed to look up the bot's username for the link")
-    if args.joined and not admin._is_month(args.joined):
+    if args.joined and not is_month_value(args.joined):
         return fail("--joined must look like 2019-03")
     from telegram import Bot
 

@@ -25,6 +25,7 @@ from conversation.i18n import Translator
 from conversation.model import Survey
 from conversation.render import Button, Reply, esc
 from conversation.state import Report, ReportStatus
+from conversation.validation import is_month_value
 
 if TYPE_CHECKING:
     from bot.handlers import TelegramFrontEnd
@@ -298,7 +299,7 @@ async def chat_command(
                     )
                 ]
             joined = parts[2] if len(parts) > 2 and parts[2] else None
-            if joined is not None and not _is_month(joined):
+            if joined is not None and not is_month_value(joined):
                 return [Reply(_("The joining month must look like 2019-03."))]
             username = front.bot_username or "bot"
             person = parts[3] if len(parts) > 3 and parts[3] else None
@@ -331,7 +332,3 @@ async def chat_command(
     except AdminError as exc:
         return [Reply("⚠️ " + esc(str(exc)))]
     return []
-
-
-def _is_month(text: str) -> bool:
-    return len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit() and 1 <= int(text[5:]) <= 12

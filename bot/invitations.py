@@ -32,6 +32,7 @@ from email_validator import EmailNotValidError, validate_email
 from bot.admin import deep_link
 from bot.storage import Storage, new_token
 from conversation.model import Survey
+from conversation.validation import is_month_value
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ REQUIRED = ("city", "country")
 LINK_COLUMN = "link"
 QR_COLUMN = "qr"
 _ALIASES = {"email": "e-mail", "e_mail": "e-mail", "mail": "e-mail"}
-_MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 MAX_ROWS = 10_000  # a network is a few hundred cities; anything far larger is a mistake
 MAX_FIELD = 200
 
@@ -135,7 +135,7 @@ def _check(header: list[str], rows: list[tuple[int, dict[str, str]]]) -> list[_R
         city, country, joined, name, email = (cell(c) for c in COLUMNS)
         row_problems = [f"no {c}" for c, v in (("city", city), ("country", country)) if not v]
         row_problems += [f"{c} longer than {MAX_FIELD} characters" for c in COLUMNS if len(cell(c)) > MAX_FIELD]
-        if joined and not _MONTH_RE.fullmatch(joined):
+        if joined and not is_month_value(joined):
             row_problems.append(f"joined {joined!r} is not YYYY-MM")
         if email:
             try:

@@ -49,6 +49,7 @@ import aiosqlite
 from pydantic import ValidationError
 
 from conversation.state import AnswerValue, Attachment, Report, ReportStatus, Session
+from conversation.validation import is_month_value
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,6 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
-_MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _STATUS_ACTION = {
     ReportStatus.OPEN: "reopen",
     ReportStatus.SUBMITTED: "submit",
@@ -1712,7 +1712,7 @@ def _find_or_create(
     city, country = city.strip(), country.strip()
     if not city or not country:
         raise ValueError("city and country must not be empty")
-    if joined is not None and not _MONTH_RE.fullmatch(joined):
+    if joined is not None and not is_month_value(joined):
         raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
     rows = _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
     for row in rows:

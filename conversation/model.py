@@ -10,15 +10,15 @@ Rules of this module:
 from __future__ import annotations
 
 import datetime as dt
-import re
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from conversation.validation import is_month_value
+
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,29}$"  # 30 chars: two ids fit one 64-byte callback_data
-_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class Kind(StrEnum):
@@ -148,7 +148,7 @@ class Exemption(_Frozen):
     @field_validator("joined_from")
     @classmethod
     def _month(cls, value: str) -> str:
-        if not _MONTH_RE.match(value):
+        if not is_month_value(value):
             raise ValueError(f"exemption month {value!r} must be YYYY-MM")
         return value
 

@@ -55,6 +55,7 @@ from conversation.state import (
     TooManyFiles,
     TooOld,
 )
+from conversation.validation import parse_month_value
 
 REVIEW_EXCERPT_WORDS = 40
 
@@ -172,8 +173,8 @@ def format_answer(survey: Survey, report: Report, q: Question, value: AnswerValu
         return _("(not answered)")
     if q.kind == Kind.YES_NO:
         return _("Yes") if value == "yes" else _("No")
-    if q.kind == Kind.MONTH_YEAR and isinstance(value, str) and len(value) == 7:
-        return esc(tr.format_month(int(value[:4]), int(value[5:])))
+    if q.kind == Kind.MONTH_YEAR and isinstance(value, str) and (month := parse_month_value(value)) is not None:
+        return esc(tr.format_month(*month))
     if q.choices:
         ids = value if isinstance(value, tuple) else (value,)
         labels = [tr.gettext(c.label) for i in ids if (c := q.choice(i)) is not None]
@@ -541,9 +542,8 @@ class Renderer:
 
     def month_words(self, value: str, tr: Translator) -> str:
         """ "2020-09" as "September 2020" in the contact's language."""
-        if len(value) == 7 and value[4] == "-":
-            return tr.format_month(int(value[:4]), int(value[5:]))
-        return value
+        month = parse_month_value(value)
+        return value if month is None else tr.format_month(*month)
 
     def help_text(self, tr: Translator) -> str:
         """The list of commands."""

@@ -38,6 +38,7 @@ __all__ = [
     "clean_text",
     "count_words",
     "format_month_value",
+    "is_month_value",
     "match_option",
     "match_yes_no",
     "normalize_email",
@@ -45,6 +46,7 @@ __all__ = [
     "normalize_phone",
     "normalize_short_text",
     "normalize_url",
+    "parse_month_value",
     "parse_month_year",
 ]
 
@@ -347,6 +349,24 @@ def parse_month_year(
     if (year, month) > (today.year, today.month):
         return FutureMonth(format_month_value(today.year, today.month))
     return year, month
+
+
+_MONTH_VALUE_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+
+
+def parse_month_value(text: str) -> tuple[int, int] | None:
+    """Read a month in its stored form, "YYYY-MM" exactly, as (year, month); None for anything else.
+
+    For what people type the forgiving `parse_month_year` is the authority; this strict form is for
+    stored answers, the questionnaire file and the team's tools (`invite --joined`, /invite, CSV rows).
+    """
+    match = _MONTH_VALUE_RE.fullmatch(text)
+    return None if match is None else (int(match[1]), int(match[2]))
+
+
+def is_month_value(text: str) -> bool:
+    """Whether `text` is a month in its stored form, "YYYY-MM"."""
+    return parse_month_value(text) is not None
 
 
 def format_month_value(year: int, month: int) -> str:

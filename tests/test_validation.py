@@ -19,6 +19,7 @@ from conversation.validation import (
     clean_text,
     count_words,
     format_month_value,
+    is_month_value,
     match_option,
     match_yes_no,
     normalize_email,
@@ -26,6 +27,7 @@ from conversation.validation import (
     normalize_phone,
     normalize_short_text,
     normalize_url,
+    parse_month_value,
     parse_month_year,
 )
 
@@ -294,6 +296,22 @@ def test_parse_month_year_accepts_every_babel_month_name(
 def test_parse_month_year_accepts_english_in_every_locale(locale: str) -> None:
     for month, name in get_month_names("wide", locale="en").items():
         assert parse_month_year(f"{name} 2019", today=TODAY, locale=locale) == (2019, month)
+
+
+@pytest.mark.parametrize("text", ["2019-03", "2016-12", "0999-01"])
+def test_parse_month_value_reads_the_stored_form(text: str) -> None:
+    assert parse_month_value(text) == (int(text[:4]), int(text[5:]))
+    assert is_month_value(text)
+    assert format_month_value(*(parse_month_value(text) or (0, 0))) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2019-3", "2019-13", "2019-00", "03/2019", "2019-03-01", " 2019-03", "2019-03\n", "٢٠١٩-03", "", "March 2019"],
+)
+def test_parse_month_value_refuses_anything_but_yyyy_mm(text: str) -> None:
+    assert parse_month_value(text) is None
+    assert not is_month_value(text)
 
 
 def test_format_month_value() -> None:
