@@ -19,11 +19,11 @@ import hashlib
 import logging
 import re
 import unicodedata
-from typing import Protocol
 
 from conversation import engine
+from conversation.i18n import Translator
 from conversation.model import Kind, Question, Survey
-from conversation.render import Translator, esc, format_answer, format_size
+from conversation.render import esc, format_answer, format_size
 from conversation.state import Report, ReportStatus
 
 logger = logging.getLogger(__name__)
@@ -61,25 +61,12 @@ footer { margin-top: 2.5rem; border-top: 1px solid #bbb; padding-top: .5rem; fon
 """.strip()
 
 
-class ReceiptTranslator(Translator, Protocol):
-    """What the receipt needs from a language: rendering's needs, writing direction and times."""
-
-    @property
-    def is_rtl(self) -> bool:
-        """Whether the language is written right to left."""
-        ...
-
-    def format_datetime(self, moment: dt.datetime, tz: dt.tzinfo | str | None = None, format: str = "medium") -> str:
-        """A date and time in the language's style, shown in time zone `tz` (None for UTC)."""
-        ...
-
-
 def render_receipt(
     survey: Survey,
     city_name: str,
     country: str,
     report: Report,
-    tr: ReceiptTranslator,
+    tr: Translator,
     *,
     generated_at: dt.datetime,
     tz: dt.tzinfo | str | None = None,
@@ -95,7 +82,7 @@ def render_receipt(
         city_name: The city, as stored.
         country: The country, as stored.
         report: The report (answers, status, attachments, submission time).
-        tr: The contact's translator (an `conversation.i18n.Translator`).
+        tr: The contact's translator.
         generated_at: When the receipt is made (shown on the page).
         tz: The time zone to show times in (tzinfo or IANA name); None for UTC.
 
@@ -238,4 +225,4 @@ def _files_list(report: Report, tr: Translator) -> str:
     return f'<ul class="files">\n{items}\n</ul>'
 
 
-__all__ = ["ReceiptTranslator", "receipt_filename", "render_receipt"]
+__all__ = ["receipt_filename", "render_receipt"]

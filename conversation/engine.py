@@ -15,12 +15,11 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
 
 from conversation import commands
 from conversation import validation as v
 from conversation.commands import Command
-from conversation.i18n import LANGUAGES, current_language
+from conversation.i18n import LANGUAGES, Translator, current_language
 from conversation.model import CHOICE_KINDS, Kind, Question, Survey
 from conversation.state import (
     AllVisited,
@@ -68,19 +67,6 @@ logger = logging.getLogger(__name__)
 
 UPLOAD_DONE = "done"
 _LIST_SPLIT = re.compile(r"[,;\n、，；]+")
-
-
-class Labels(Protocol):
-    """The part of a translator the engine needs: choice labels typed in the contact's language."""
-
-    @property
-    def language(self) -> str:
-        """The contact's language code."""
-        ...
-
-    def gettext(self, message: str) -> str:
-        """Translate one source string."""
-        ...
 
 
 # ---------------------------------------------------------------- queries
@@ -194,7 +180,7 @@ def advance(
     event: Input,
     *,
     now: dt.datetime,
-    labels: Labels,
+    labels: Translator,
     accept_late: bool = True,
 ) -> Step:
     """Apply one input to the saved state (`accept_late`: may a report be submitted after the deadline)."""
@@ -243,7 +229,7 @@ class _Turn:
     """One input's worth of transitions; holds the evolving state while it is built."""
 
     def __init__(
-        self, survey: Survey, report: Report, session: Session, now: dt.datetime, labels: Labels, accept_late: bool
+        self, survey: Survey, report: Report, session: Session, now: dt.datetime, labels: Translator, accept_late: bool
     ) -> None:
         self.accept_late = accept_late
         self.survey = survey

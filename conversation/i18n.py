@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
+from typing import Protocol
 
 from babel import Locale
 from babel.dates import format_date as _babel_format_date
@@ -251,11 +252,60 @@ def _usable_catalog(catalog: Catalog) -> Catalog:
     return usable
 
 
-@dataclass(frozen=True, eq=False)
-class Translator:
-    """One language's translations and formatting; immutable and safe to share.
+class Translator(Protocol):
+    """What the engine, rendering and the bot need from a language: its texts and its formats.
 
-    Build it with `get_translator` (from the `.po` files) or `Translator.from_catalog`.
+    `CatalogTranslator` is the implementation; everything else types against this.
+    """
+
+    @property
+    def language(self) -> str:
+        """The language code, a member of `LANGUAGES`."""
+        ...
+
+    @property
+    def is_rtl(self) -> bool:
+        """Whether the language is written right to left."""
+        ...
+
+    def gettext(self, message: str) -> str:
+        """Translate one source string."""
+        ...
+
+    def t(self, message: str, **params: object) -> str:
+        """Translate and fill named placeholders."""
+        ...
+
+    def n(self, singular: str, plural: str, count: int, **params: object) -> str:
+        """Translate a plural form and fill placeholders (`count` included)."""
+        ...
+
+    def format_date(self, d: dt.date, format: str = "long") -> str:
+        """A date in the language's style."""
+        ...
+
+    def format_month(self, year: int, month: int) -> str:
+        """A month and year in words."""
+        ...
+
+    def format_number(self, number: int | float | Decimal) -> str:
+        """A number in the language's style."""
+        ...
+
+    def format_datetime(self, moment: dt.datetime, tz: dt.tzinfo | str | None = None, format: str = "medium") -> str:
+        """A date and time in the language's style, shown in time zone `tz`."""
+        ...
+
+    def language_name(self) -> str:
+        """The language named in itself."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogTranslator:
+    """One language's translations (from its `.po` catalog) and formatting; immutable and safe to share.
+
+    Build it with `get_translator` (from the `.po` files) or `CatalogTranslator.from_catalog`.
 
     Attributes:
         language: The language code, a member of `LANGUAGES`.
@@ -267,7 +317,7 @@ class Translator:
     _translations: gettext.NullTranslations = field(repr=False)
 
     @classmethod
-    def from_catalog(cls, language: str, catalog: Catalog | None = None) -> Translator:
+    def from_catalog(cls, language: str, catalog: Catalog | None = None) -> CatalogTranslator:
         """Build a translator from a parsed catalog.
 
         Args:
@@ -322,32 +372,6 @@ class Translator:
         """
         return self._translations.ngettext(singular, plural, n)
 
-    def pgettext(self, context: str, message: str) -> str:
-        """Translate `message` within a disambiguating `context` (msgctxt).
-
-        Args:
-            context: The msgctxt.
-            message: The English source string.
-
-        Returns:
-            The translation or `message`.
-        """
-        return self._translations.pgettext(context, message)
-
-    def npgettext(self, context: str, singular: str, plural: str, n: int) -> str:
-        """Plural translation within a disambiguating `context` (msgctxt).
-
-        Args:
-            context: The msgctxt.
-            singular: English singular source.
-            plural: English plural source.
-            n: The count that selects the form.
-
-        Returns:
-            The form for `n` in this language, or the English form if untranslated.
-        """
-        return self._translations.npgettext(context, singular, plural, n)
-
     def t(self, message: str, **params: object) -> str:
         """Translate `message` and fill its `{name}` placeholders.
 
@@ -381,37 +405,6 @@ class Translator:
         source = singular if count == 1 else plural
         return _format_with_fallback(
             self.language, source, self.ngettext(singular, plural, count), {"count": count, **params}
-        )
-
-    def pt(self, context: str, message: str, **params: object) -> str:
-        """Like `t`, with a msgctxt.
-
-        Args:
-            context: The msgctxt.
-            message: The English source template.
-            **params: Values for the placeholders.
-
-        Returns:
-            The formatted translation, with the same English fallback as `t`.
-        """
-        return _format_with_fallback(self.language, message, self.pgettext(context, message), params)
-
-    def npt(self, context: str, singular: str, plural: str, count: int, **params: object) -> str:
-        """Like `n`, with a msgctxt.
-
-        Args:
-            context: The msgctxt.
-            singular: English singular source template.
-            plural: English plural source template.
-            count: The count; selects the form and fills `{count}`.
-            **params: Values for the other placeholders.
-
-        Returns:
-            The formatted form for `count`, with the same English fallback as `t`.
-        """
-        source = singular if count == 1 else plural
-        return _format_with_fallback(
-            self.language, source, self.npgettext(context, singular, plural, count), {"count": count, **params}
         )
 
     def format_date(self, d: dt.date, format: str = "long") -> str:
@@ -489,13 +482,13 @@ def _read_catalog(path: Path, language: str) -> Catalog:
 
 
 @functools.cache
-def _load_translator(language: str, locales_dir: Path) -> Translator:
+def _load_translator(language: str, locales_dir: Path) -> CatalogTranslator:
     path = catalog_path(language, locales_dir)
     if language == DEFAULT_LANGUAGE and not path.is_file():
-        return Translator.from_catalog(language)
+        return CatalogTranslator.from_catalog(language)
     catalog = _read_catalog(path, language)
     try:
-        return Translator.from_catalog(language, catalog)
+        return CatalogTranslator.from_catalog(language, catalog)
     except ValueError as exc:  # e.g. a Plural-Forms expression gettext cannot compile
         raise CatalogError(f"{path}: cannot be used: {exc}") from exc
 

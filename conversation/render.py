@@ -9,17 +9,16 @@ Rules of this module:
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, assert_never
+from typing import assert_never
 
 from babel import Locale
 
 from conversation import callbacks, commands
 from conversation.engine import applies, is_answered, progress
-from conversation.i18n import LANGUAGES
+from conversation.i18n import LANGUAGES, Translator
 from conversation.model import Heading, Kind, Question, Survey
 from conversation.state import (
     AllVisited,
@@ -58,43 +57,6 @@ from conversation.state import (
 from conversation.validation import parse_month_value
 
 REVIEW_EXCERPT_WORDS = 40
-
-
-class Translator(Protocol):
-    """What rendering needs from a language."""
-
-    @property
-    def language(self) -> str:
-        """The language code."""
-        ...
-
-    def gettext(self, message: str) -> str:
-        """Translate one source string."""
-        ...
-
-    def t(self, message: str, **params: object) -> str:
-        """Translate and fill named placeholders."""
-        ...
-
-    def n(self, singular: str, plural: str, count: int, **params: object) -> str:
-        """Translate a plural form and fill placeholders (`count` included)."""
-        ...
-
-    def format_month(self, year: int, month: int) -> str:
-        """A month and year in words."""
-        ...
-
-    def format_date(self, d: dt.date, format: str = "long") -> str:
-        """A date in the language's style."""
-        ...
-
-    def format_number(self, number: float) -> str:
-        """A number in the language's style."""
-        ...
-
-    def language_name(self) -> str:
-        """The language named in itself."""
-        ...
 
 
 @dataclass(frozen=True)

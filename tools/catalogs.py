@@ -25,7 +25,7 @@ from conversation.i18n import LANGUAGES, LOCALES_DIR, PLURAL_FORMS, catalog_path
 from conversation.loader import load_survey  # noqa: E402
 
 POT = LOCALES_DIR / "messages.pot"
-KEYWORDS = ["-k", "t", "-k", "n:1,2", "-k", "pt:1c,2", "-k", "npt:1c,2,3"]
+KEYWORDS = ["-k", "t", "-k", "n:1,2"]
 
 
 def pybabel(*args: str) -> None:
