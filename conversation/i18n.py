@@ -516,11 +516,6 @@ def get_translator(language: str, locales_dir: Path | None = None) -> Translator
     return _load_translator(language, LOCALES_DIR if locales_dir is None else locales_dir.resolve())
 
 
-def clear_translator_cache() -> None:
-    """Forget loaded translators, so the next `get_translator` re-reads the files."""
-    _load_translator.cache_clear()
-
-
 def _placeholders(text: str) -> frozenset[str] | None:
     """Return the `{field}` names of a `str.format` template, or None if malformed.
 
