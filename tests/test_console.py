@@ -189,6 +189,7 @@ async def stored_contact(data_dir: Path) -> dict[str, object]:
 def test_console_accepts_the_contact_commands_telegram_has(tmp_path):
     # /reminders and /mydata work as in Telegram; /colleague says where links are made; none is "unknown".
     lines = ["/reminders", "/mydata", "/colleague"]
+    assert {line[1:] for line in lines} == commands.CONTACT_TOOLS  # every one the registry declares
     result = run_console(tmp_path, lines, "--city", "Hamburg", "--country", "Germany")
     assert result.returncode == 0, result.stderr
     out = result.stdout
