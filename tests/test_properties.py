@@ -132,7 +132,7 @@ def sample_payloads() -> list[str]:
         for q in SURVEY.questions
         for c in (["yes", "no"] if q.kind == Kind.YES_NO else [x.id for x in q.choices])
     ]
-    found += [callbacks.command(name) for name in sorted(callbacks.BUTTON_COMMANDS)]
+    found += [callbacks.command(name) for name in sorted(commands.BUTTON_COMMANDS)]
     found += [callbacks.command("edit", f"q:{q}") for q in QUESTION_IDS[:5]]
     found += [callbacks.command("set_language", lang) for lang in LANGUAGES]
     return found
@@ -177,7 +177,7 @@ def test_decode_of_nothing() -> None:
 
 
 def test_every_button_command_is_one_the_engine_handles() -> None:
-    assert {c.name for c in _Turn.handlers} >= callbacks.BUTTON_COMMANDS
+    assert {c.name for c in _Turn.handlers} >= commands.BUTTON_COMMANDS
 
 
 def test_the_engine_handles_exactly_the_commands_declared_for_it() -> None:
