@@ -29,9 +29,9 @@ from pathlib import Path
 from bench.common import (
     LONG_TEXT_400,
     BenchAPI,
-    BotProcess,
     Row,
     asking,
+    bench_bot,
     median,
     print_table,
     prose,
@@ -109,7 +109,7 @@ def main() -> int:
         phases: dict[str, Paced] = {}
         bad = timed_out = 0
         try:
-            with BotProcess("ours", api, work, "--data-dir", str(data_dir)) as ours:
+            with bench_bot("ours", api, work, "--data-dir", str(data_dir)) as ours:
                 api.rate_limit_per_chat_per_second = 1
                 api.rate_limit_per_second = 30
                 for phase in ("idle", "stranger", "own chat"):

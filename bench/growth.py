@@ -25,9 +25,9 @@ from bench.common import (
     LONG_TEXT_400,
     SURVEY,
     BenchAPI,
-    BotProcess,
     Row,
     asking,
+    bench_bot,
     drive,
     print_table,
     report_answers,
@@ -79,7 +79,7 @@ def main() -> int:
         api = BenchAPI()
         api.start()
         try:
-            with BotProcess("ours", api, work, "--data-dir", str(data_dir)) as ours:
+            with bench_bot("ours", api, work, "--data-dir", str(data_dir)) as ours:
                 start_bytes = db_bytes(data_dir)
                 t0 = time.perf_counter()
                 result = drive(api, {user: texts}, timeout=60)

@@ -26,18 +26,20 @@ from pathlib import Path
 from bench.common import (
     LONG_TEXT_OPEN,
     BenchAPI,
-    BotProcess,
     Row,
     asking,
+    bench_bot,
     drive,
     print_table,
     prose,
     report_answers,
+    rss_kb,
     say,
     seed,
     time_bound,
 )
 from conversation.state import AnswerValue, Session
+from tests.bot_process import BotProcess
 
 REPORTS = 1000
 PER_REPORT = 5
@@ -66,11 +68,11 @@ async def build(db_path: Path) -> list[int]:
 
 def exercise(bot: BotProcess, api: BenchAPI, users: list[int], texts: dict[int, str], name: str) -> dict[str, float]:
     """RSS (MB) at start, after the warm-up, after all users; and how many replies came back."""
-    figures = {"start": bot.rss_kb() / 1024}
+    figures = {"start": rss_kb(bot) / 1024}
     warm = drive(api, {u: [texts[u]] for u in users[:WARM_UP]})
-    figures["idle"] = bot.rss_kb() / 1024
+    figures["idle"] = rss_kb(bot) / 1024
     rest = drive(api, {u: [texts[u]] for u in users[WARM_UP:]}, in_flight=IN_FLIGHT)
-    figures["loaded"] = bot.rss_kb() / 1024
+    figures["loaded"] = rss_kb(bot) / 1024
     # Only correct replies count (ours: the answer was saved; echo: its own text back); anything
     # else, and any second reply to one answer, is counted apart.
     correct = 0
@@ -104,7 +106,7 @@ def main() -> int:
             api.start()
             try:
                 extra = ("--data-dir", str(data_dir)) if name == "ours" else ()
-                with BotProcess(name, api, work, *extra) as bot:
+                with bench_bot(name, api, work, *extra) as bot:
                     say(f"{name}: {len(users)} contacts answering")
                     results[name] = exercise(bot, api, users, texts, name)
                     if name == "ours":

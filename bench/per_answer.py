@@ -25,9 +25,9 @@ from bench.common import (
     LONG_TEXT_OPEN,
     SURVEY,
     BenchAPI,
-    BotProcess,
     Row,
     asking,
+    bench_bot,
     check_answers_in_order,
     drive,
     median,
@@ -94,8 +94,8 @@ def main() -> int:
         echo_api.start()
         try:
             with (
-                BotProcess("ours", ours_api, work, "--data-dir", str(data_dir)) as ours,
-                BotProcess("echo", echo_api, work),
+                bench_bot("ours", ours_api, work, "--data-dir", str(data_dir)) as ours,
+                bench_bot("echo", echo_api, work),
             ):
                 for api in (ours_api, echo_api):
                     warm = drive(api, {u: [opening[u]] for u in users})

@@ -28,10 +28,10 @@ from bench.common import (
     LONG_TEXT_OPEN,
     SURVEY,
     BenchAPI,
-    BotProcess,
     Drive,
     Row,
     asking,
+    bench_bot,
     check_answers_in_order,
     drive,
     median,
@@ -95,8 +95,8 @@ def main() -> int:
         bad = {"ours": 0, "echo": 0}
         try:
             with (
-                BotProcess("ours", apis["ours"], work, "--data-dir", str(data_dir)) as ours,
-                BotProcess("echo", apis["echo"], work),
+                bench_bot("ours", apis["ours"], work, "--data-dir", str(data_dir)) as ours,
+                bench_bot("echo", apis["echo"], work),
             ):
                 for api in apis.values():
                     api.latency = LATENCY
