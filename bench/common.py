@@ -10,6 +10,7 @@ sends the text back, built with the same HTTPXRequest settings and concurrency (
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import math
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -156,10 +157,20 @@ def botproc_command(mode: str, api: FakeBotAPI, *extra: str) -> list[str]:
     ]
 
 
-def bench_bot(mode: str, api: FakeBotAPI, workdir: Path, *extra: str) -> BotProcess:
-    """`python -m bench.botproc MODE ...` as a child process: `with bench_bot(...) as bot:` runs it
-    until the block ends (its log is `workdir/MODE-N.log`)."""
-    return BotProcess(api, workdir, workdir / f"{mode}-{next(_logs)}.log", botproc_command(mode, api, *extra))
+@contextlib.contextmanager
+def bot_and_fake(mode: str, workdir: Path, data_dir: Path | None = None) -> Iterator[tuple[BenchAPI, BotProcess]]:
+    """A fresh `BenchAPI` and the `python -m bench.botproc MODE` bot ("ours" over `data_dir`, or "echo")
+    polling it, in its own process (log: `workdir/MODE-N.log`); the bot is stopped and the fake shut
+    down when the block ends."""
+    api = BenchAPI()
+    api.start()
+    try:
+        extra = ("--data-dir", str(data_dir)) if data_dir is not None else ()
+        log = workdir / f"{mode}-{next(_logs)}.log"
+        with BotProcess(api, workdir, log, botproc_command(mode, api, *extra)) as bot:
+            yield api, bot
+    finally:
+        api.shutdown()
 
 
 def rss_kb(bot: BotProcess) -> int:
@@ -514,6 +525,24 @@ async def seed(
     finally:
         await storage.close()
     return out
+
+
+async def seed_asking(
+    path: Path, reports: int, contacts_per_report: int, asked: Callable[[int, int], str], long_words: tuple[int, int]
+) -> list[list[Seeded]]:
+    """`seed` reports in progress: contact k of report i is being asked `asked(i, k)`, and each report
+    holds valid answers to every question before the first one its contacts are asked (long texts
+    of `long_words` words)."""
+    order = [q.id for q in SURVEY.questions]
+
+    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
+        first = min((asked(index, k) for k in range(contacts_per_report)), key=order.index)
+        return report_answers(rng, index, long_words=long_words, only_before=first)
+
+    def session_for(index: int, k: int, answers: dict[str, AnswerValue]) -> Session:
+        return asking(asked(index, k), answers)
+
+    return await seed(path, reports, contacts_per_report, answers_for=answers_for, session_for=session_for)
 
 
 def say(text: str) -> None:

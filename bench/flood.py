@@ -30,17 +30,14 @@ from bench.common import (
     LONG_TEXT_400,
     BenchAPI,
     Row,
-    asking,
-    bench_bot,
+    bot_and_fake,
     median,
     print_table,
     prose,
-    report_answers,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
 
 FLOOD = 300
 ANSWERS = 6  # A's answers per phase
@@ -54,15 +51,7 @@ STRANGER = 6_000_001
 
 async def build(db_path: Path) -> tuple[int, int]:
     """Seed three reports; return the user ids of A and F."""
-    question = LONG_TEXT_400[0]
-
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        return report_answers(rng, index, long_words=(20, 60), only_before=question)
-
-    def session_for(index: int, _k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(question, answers)
-
-    seeded = await seed(db_path, 3, 1, answers_for=answers_for, session_for=session_for)
+    seeded = await seed_asking(db_path, 3, 1, lambda _index, _k: LONG_TEXT_400[0], long_words=(20, 60))
     return seeded[0][0].user_id, seeded[1][0].user_id
 
 
@@ -104,40 +93,35 @@ def main() -> int:
         work = Path(tmp)
         data_dir = work / "data"
         a_user, f_user = asyncio.run(build(data_dir / "gnlc.sqlite3"))
-        api = BenchAPI()
-        api.start()
         phases: dict[str, Paced] = {}
         bad = timed_out = 0
-        try:
-            with bench_bot("ours", api, work, "--data-dir", str(data_dir)) as ours:
-                api.rate_limit_per_chat_per_second = 1
-                api.rate_limit_per_second = 30
-                for phase in ("idle", "stranger", "own chat"):
-                    texts = [prose(rng, 6) for _ in range(ANSWERS)]
-                    if phase == "stranger":
-                        for k in range(FLOOD):
-                            api.send_text(STRANGER, f"hello {k}", language_code="en")
-                    elif phase == "own chat":
-                        for k in range(FLOOD):
-                            api.send_text(f_user, f"line {k} of a pasted text", language_code="en")
-                    say(f"{phase}: A answers {ANSWERS} times")
-                    result = answer_paced(api, a_user, texts, random.Random(len(phase)))
-                    phases[phase] = result
-                    bad += result.refused
-                    timed_out += result.timed_out
-                errors = ours.errors_logged()
-                stranger_replies = len(
-                    [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == STRANGER]
-                )
-                f_replies = [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == f_user]
-                throttled = api.stats["rate_limited"]
-                refused_to_a = [
-                    f"{r.error}: {str(r.params.get('text', ''))[:50]!r}"
-                    for r in api.calls_to("sendMessage")
-                    if r.int_param("chat_id") == a_user and r.ok is False
-                ]
-        finally:
-            api.shutdown()
+        with bot_and_fake("ours", work, data_dir) as (api, ours):
+            api.rate_limit_per_chat_per_second = 1
+            api.rate_limit_per_second = 30
+            for phase in ("idle", "stranger", "own chat"):
+                texts = [prose(rng, 6) for _ in range(ANSWERS)]
+                if phase == "stranger":
+                    for k in range(FLOOD):
+                        api.send_text(STRANGER, f"hello {k}", language_code="en")
+                elif phase == "own chat":
+                    for k in range(FLOOD):
+                        api.send_text(f_user, f"line {k} of a pasted text", language_code="en")
+                say(f"{phase}: A answers {ANSWERS} times")
+                result = answer_paced(api, a_user, texts, random.Random(len(phase)))
+                phases[phase] = result
+                bad += result.refused
+                timed_out += result.timed_out
+            errors = ours.errors_logged()
+            stranger_replies = len(
+                [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == STRANGER]
+            )
+            f_replies = [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == f_user]
+            throttled = api.stats["rate_limited"]
+            refused_to_a = [
+                f"{r.error}: {str(r.params.get('text', ''))[:50]!r}"
+                for r in api.calls_to("sendMessage")
+                if r.int_param("chat_id") == a_user and r.ok is False
+            ]
 
     def ms(phase: str) -> list[float]:
         return [x * 1000 for x in phases[phase].latencies]

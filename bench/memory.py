@@ -27,18 +27,15 @@ from bench.common import (
     LONG_TEXT_OPEN,
     BenchAPI,
     Row,
-    asking,
-    bench_bot,
+    bot_and_fake,
     drive,
     print_table,
     prose,
-    report_answers,
     rss_kb,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
 from tests.bot_process import BotProcess
 
 REPORTS = 1000
@@ -55,14 +52,7 @@ def cursor_of(report: int, contact: int) -> str:
 async def build(db_path: Path) -> list[int]:
     """Seed; return the 5,000 contacts' user ids."""
 
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        first = min((cursor_of(index, k) for k in range(PER_REPORT)), key=LONG_TEXT_OPEN.index)
-        return report_answers(rng, index, long_words=(40, 150), only_before=first)
-
-    def session_for(index: int, k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(cursor_of(index, k), answers)
-
-    seeded = await seed(db_path, REPORTS, PER_REPORT, answers_for=answers_for, session_for=session_for)
+    seeded = await seed_asking(db_path, REPORTS, PER_REPORT, cursor_of, long_words=(40, 150))
     return [s.user_id for contacts in seeded for s in contacts]
 
 
@@ -102,17 +92,11 @@ def main() -> int:
         results: dict[str, dict[str, float]] = {}
         errors: list[str] = []
         for name in ("ours", "echo"):
-            api = BenchAPI()
-            api.start()
-            try:
-                extra = ("--data-dir", str(data_dir)) if name == "ours" else ()
-                with bench_bot(name, api, work, *extra) as bot:
-                    say(f"{name}: {len(users)} contacts answering")
-                    results[name] = exercise(bot, api, users, texts, name)
-                    if name == "ours":
-                        errors = bot.errors_logged()
-            finally:
-                api.shutdown()
+            with bot_and_fake(name, work, data_dir if name == "ours" else None) as (api, bot):
+                say(f"{name}: {len(users)} contacts answering")
+                results[name] = exercise(bot, api, users, texts, name)
+                if name == "ours":
+                    errors = bot.errors_logged()
 
     ours, echo = results["ours"], results["echo"]
     rows = [
