@@ -5,11 +5,11 @@
 Three reports are created with `Storage`; the measured contact ("A") and an invited contact of
 another city ("F") are each asked a long-text question. The fake Bot API throttles like Telegram:
 at most one message per second per chat (429 with `retry_after` beyond it) and 30 per second in all.
-A answers at a human pace (the next answer 1.2-1.8 s after the bot's reply), three times over:
+A answers at a human pace (the next answer 2.2-2.8 s after the bot's reply), three times over:
 
 1. idle: nobody else writes;
-2. stranger: an uninvited account sends 300 messages at once, and A starts answering 1.2-1.8 s later;
-3. own chat: F sends 300 messages into its own chat at once, and A starts answering 1.2-1.8 s later.
+2. stranger: an uninvited account sends 300 messages at once, and A starts answering 2.2-2.8 s later;
+3. own chat: F sends 300 messages into its own chat at once, and A starts answering 2.2-2.8 s later.
 
 A's round trip (update enqueued -> the bot's reply recorded by the fake) must stay at most 1 s and
 its median at most 3x the idle median. Also counted: how many replies the stranger got (at most
@@ -161,7 +161,7 @@ def main() -> int:
         Row("429 answers of the fake", throttled, None, decimals=0),
     ]
     notes = [
-        "fake: 1 message/s per chat, 30/s in all (429 with retry_after); A answers 1.2-1.8 s after each reply",
+        "fake: 1 message/s per chat, 30/s in all (429 with retry_after); A answers 2.2-2.8 s after each reply",
         "round trip = A's update enqueued -> the bot's reply reaching the fake; idle is the baseline column",
     ]
     notes += [f"refused reply to A: {line}" for line in refused_to_a[:5]]
