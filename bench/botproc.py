@@ -1,4 +1,4 @@
-"""The bot side of the benchmarks, run in its own process by `bench.common.BotProcess`.
+"""The bot side of the benchmarks, run in its own process by `bench.common.bot_and_fake`.
 
     python -m bench.botproc ours  --base-url U --file-url F --token T --data-dir D
     python -m bench.botproc echo  --base-url U --file-url F --token T

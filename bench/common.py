@@ -10,33 +10,33 @@ sends the text back, built with the same HTTPXRequest settings and concurrency (
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import math
-import os
 import queue
 import random
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
-from bot.settings import ENVIRONMENT_VARIABLES
 from bot.storage import Contact, Storage
 from conversation import engine
 from conversation.loader import load_survey
 from conversation.model import Kind, Question
 from conversation.state import AnswerValue, Mode, Report, ReportStatus, Session
+from tests.bot_process import ROOT, BotProcess, child_environment
 from tests.fakes import bot_api
 from tests.fakes.bot_api import CallRecord, FakeBotAPI
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT  # the repository: where the benchmarks run their commands
 SURVEY = load_survey()
 SEED_NOW = dt.datetime(2021, 10, 1, 9, 0, tzinfo=dt.UTC)
 FIRST_USER_ID = 7_000_000
@@ -137,145 +137,68 @@ class BenchAPI(FakeBotAPI):
 
 # ---------------------------------------------------------------- bot processes
 
-
-def _clean_env() -> dict[str, str]:
-    # The bot's own variables are removed, so a developer's configuration cannot change what is measured.
-    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT_VARIABLES}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+_logs = itertools.count(1)
 
 
-class BotProcess:
-    """`python -m bench.botproc MODE ...` in a child process, talking one line at a time."""
+def botproc_command(mode: str, api: FakeBotAPI, *extra: str) -> list[str]:
+    """`python -m bench.botproc MODE ...` for a bot talking to `api`."""
+    return [
+        sys.executable,
+        "-m",
+        "bench.botproc",
+        mode,
+        "--base-url",
+        api.base_url,
+        "--file-url",
+        api.base_file_url,
+        "--token",
+        api.token,
+        *extra,
+    ]
 
-    _count = 0
 
-    def __init__(self, mode: str, api: FakeBotAPI, workdir: Path, *extra: str) -> None:
-        self.mode = mode
-        self.api = api
-        self.workdir = workdir
-        self.extra = extra
-        BotProcess._count += 1
-        self.log_path = workdir / f"{mode}-{BotProcess._count}.log"
-        self.proc: subprocess.Popen[str] | None = None
-        self._log: IO[str] | None = None
+@contextlib.contextmanager
+def bot_and_fake(mode: str, workdir: Path, data_dir: Path | None = None) -> Iterator[tuple[BenchAPI, BotProcess]]:
+    """A fresh `BenchAPI` and the `python -m bench.botproc MODE` bot ("ours" over `data_dir`, or "echo")
+    polling it, in its own process (log: `workdir/MODE-N.log`); the bot is stopped and the fake shut
+    down when the block ends."""
+    api = BenchAPI()
+    api.start()
+    try:
+        extra = ("--data-dir", str(data_dir)) if data_dir is not None else ()
+        log = workdir / f"{mode}-{next(_logs)}.log"
+        with BotProcess(api, workdir, log, botproc_command(mode, api, *extra)) as bot:
+            yield api, bot
+    finally:
+        api.shutdown()
 
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "bench.botproc",
-            self.mode,
-            "--base-url",
-            self.api.base_url,
-            "--file-url",
-            self.api.base_file_url,
-            "--token",
-            self.api.token,
-            *self.extra,
-        ]
 
-    def start(self, timeout: float = 90.0) -> BotProcess:
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            env=_clean_env(),
-        )
-        line = self._readline(timeout)
-        if line != "READY":
-            raise RuntimeError(f"{self.mode} bot did not start: {line!r}\n{self.log_tail()}")
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def _readline(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        timer = threading.Timer(timeout, self.proc.kill)
-        timer.start()
-        try:
-            line = self.proc.stdout.readline()
-        finally:
-            timer.cancel()
-        if not line:
-            raise RuntimeError(f"{self.mode} bot process ended (exit {self.proc.poll()})\n{self.log_tail()}")
-        return line.strip()
-
-    def ask(self, request: str, timeout: float = 60.0) -> str:
-        """Send one command line, return the answer line."""
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(request + "\n")
-        self.proc.stdin.flush()
-        return self._readline(timeout)
-
-    def rss_kb(self) -> int:
-        """The bot process's resident set (VmRSS, kB) after a full garbage collection in it."""
-        answer = self.ask("rss").split()
-        if answer[:1] != ["RSS"]:
-            raise RuntimeError(f"unexpected answer {answer!r}")
-        return int(answer[1])
-
-    def log_tail(self, lines: int = 30) -> str:
-        if self._log is not None:
-            self._log.flush()
-        try:
-            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def errors_logged(self) -> list[str]:
-        """ERROR/Traceback lines the bot process logged."""
-        try:
-            text = self.log_path.read_text()
-        except OSError:
-            return []
-        return [line for line in text.splitlines() if "ERROR" in line or line.startswith("Traceback")]
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write("quit\n")
-                proc.stdin.flush()
-                proc.wait(30)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait(10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> BotProcess:
-        return self.start() if self.proc is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def rss_kb(bot: BotProcess) -> int:
+    """The bot process's resident set (VmRSS, kB) after a full garbage collection in it."""
+    answer = bot.ask("rss").split()
+    if answer[:1] != ["RSS"]:
+        raise RuntimeError(f"unexpected answer {answer!r}")
+    return int(answer[1])
 
 
 def run_bot_command(mode: str, api: FakeBotAPI, workdir: Path, *extra: str, timeout: float = 120.0) -> str:
     """Run a one-shot `bench.botproc` mode to completion; return its RESULT line's payload."""
-    bot = BotProcess(mode, api, workdir, *extra)
-    with bot.log_path.open("w") as log:
+    log_path = workdir / f"{mode}-{next(_logs)}.log"
+    with log_path.open("w") as log:
         done = subprocess.run(
-            bot.command(), cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=_clean_env(), timeout=timeout
+            botproc_command(mode, api, *extra),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=child_environment(),
+            timeout=timeout,
         )
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
             return line[len("RESULT ") :]
-    raise RuntimeError(f"{mode} ended with exit {done.returncode} and no result\n{bot.log_tail()}")
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    raise RuntimeError(f"{mode} ended with exit {done.returncode} and no result\n{tail}")
 
 
 # ---------------------------------------------------------------- measuring
@@ -602,6 +525,24 @@ async def seed(
     finally:
         await storage.close()
     return out
+
+
+async def seed_asking(
+    path: Path, reports: int, contacts_per_report: int, asked: Callable[[int, int], str], long_words: tuple[int, int]
+) -> list[list[Seeded]]:
+    """`seed` reports in progress: contact k of report i is being asked `asked(i, k)`, and each report
+    holds valid answers to every question before the first one its contacts are asked (long texts
+    of `long_words` words)."""
+    order = [q.id for q in SURVEY.questions]
+
+    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
+        first = min((asked(index, k) for k in range(contacts_per_report)), key=order.index)
+        return report_answers(rng, index, long_words=long_words, only_before=first)
+
+    def session_for(index: int, k: int, answers: dict[str, AnswerValue]) -> Session:
+        return asking(asked(index, k), answers)
+
+    return await seed(path, reports, contacts_per_report, answers_for=answers_for, session_for=session_for)
 
 
 def say(text: str) -> None:

@@ -5,11 +5,11 @@
 Three reports are created with `Storage`; the measured contact ("A") and an invited contact of
 another city ("F") are each asked a long-text question. The fake Bot API throttles like Telegram:
 at most one message per second per chat (429 with `retry_after` beyond it) and 30 per second in all.
-A answers at a human pace (the next answer 1.2-1.8 s after the bot's reply), three times over:
+A answers at a human pace (the next answer 2.2-2.8 s after the bot's reply), three times over:
 
 1. idle: nobody else writes;
-2. stranger: an uninvited account sends 300 messages at once, and A starts answering 1.2-1.8 s later;
-3. own chat: F sends 300 messages into its own chat at once, and A starts answering 1.2-1.8 s later.
+2. stranger: an uninvited account sends 300 messages at once, and A starts answering 2.2-2.8 s later;
+3. own chat: F sends 300 messages into its own chat at once, and A starts answering 2.2-2.8 s later.
 
 A's round trip (update enqueued -> the bot's reply recorded by the fake) must stay at most 1 s and
 its median at most 3x the idle median. Also counted: how many replies the stranger got (at most
@@ -29,18 +29,15 @@ from pathlib import Path
 from bench.common import (
     LONG_TEXT_400,
     BenchAPI,
-    BotProcess,
     Row,
-    asking,
+    bot_and_fake,
     median,
     print_table,
     prose,
-    report_answers,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
 
 FLOOD = 300
 ANSWERS = 6  # A's answers per phase
@@ -54,15 +51,7 @@ STRANGER = 6_000_001
 
 async def build(db_path: Path) -> tuple[int, int]:
     """Seed three reports; return the user ids of A and F."""
-    question = LONG_TEXT_400[0]
-
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        return report_answers(rng, index, long_words=(20, 60), only_before=question)
-
-    def session_for(index: int, _k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(question, answers)
-
-    seeded = await seed(db_path, 3, 1, answers_for=answers_for, session_for=session_for)
+    seeded = await seed_asking(db_path, 3, 1, lambda _index, _k: LONG_TEXT_400[0], long_words=(20, 60))
     return seeded[0][0].user_id, seeded[1][0].user_id
 
 
@@ -104,40 +93,35 @@ def main() -> int:
         work = Path(tmp)
         data_dir = work / "data"
         a_user, f_user = asyncio.run(build(data_dir / "gnlc.sqlite3"))
-        api = BenchAPI()
-        api.start()
         phases: dict[str, Paced] = {}
         bad = timed_out = 0
-        try:
-            with BotProcess("ours", api, work, "--data-dir", str(data_dir)) as ours:
-                api.rate_limit_per_chat_per_second = 1
-                api.rate_limit_per_second = 30
-                for phase in ("idle", "stranger", "own chat"):
-                    texts = [prose(rng, 6) for _ in range(ANSWERS)]
-                    if phase == "stranger":
-                        for k in range(FLOOD):
-                            api.send_text(STRANGER, f"hello {k}", language_code="en")
-                    elif phase == "own chat":
-                        for k in range(FLOOD):
-                            api.send_text(f_user, f"line {k} of a pasted text", language_code="en")
-                    say(f"{phase}: A answers {ANSWERS} times")
-                    result = answer_paced(api, a_user, texts, random.Random(len(phase)))
-                    phases[phase] = result
-                    bad += result.refused
-                    timed_out += result.timed_out
-                errors = ours.errors_logged()
-                stranger_replies = len(
-                    [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == STRANGER]
-                )
-                f_replies = [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == f_user]
-                throttled = api.stats["rate_limited"]
-                refused_to_a = [
-                    f"{r.error}: {str(r.params.get('text', ''))[:50]!r}"
-                    for r in api.calls_to("sendMessage")
-                    if r.int_param("chat_id") == a_user and r.ok is False
-                ]
-        finally:
-            api.shutdown()
+        with bot_and_fake("ours", work, data_dir) as (api, ours):
+            api.rate_limit_per_chat_per_second = 1
+            api.rate_limit_per_second = 30
+            for phase in ("idle", "stranger", "own chat"):
+                texts = [prose(rng, 6) for _ in range(ANSWERS)]
+                if phase == "stranger":
+                    for k in range(FLOOD):
+                        api.send_text(STRANGER, f"hello {k}", language_code="en")
+                elif phase == "own chat":
+                    for k in range(FLOOD):
+                        api.send_text(f_user, f"line {k} of a pasted text", language_code="en")
+                say(f"{phase}: A answers {ANSWERS} times")
+                result = answer_paced(api, a_user, texts, random.Random(len(phase)))
+                phases[phase] = result
+                bad += result.refused
+                timed_out += result.timed_out
+            errors = ours.errors_logged()
+            stranger_replies = len(
+                [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == STRANGER]
+            )
+            f_replies = [r for r in api.calls_to("sendMessage", ok=True) if r.int_param("chat_id") == f_user]
+            throttled = api.stats["rate_limited"]
+            refused_to_a = [
+                f"{r.error}: {str(r.params.get('text', ''))[:50]!r}"
+                for r in api.calls_to("sendMessage")
+                if r.int_param("chat_id") == a_user and r.ok is False
+            ]
 
     def ms(phase: str) -> list[float]:
         return [x * 1000 for x in phases[phase].latencies]
@@ -177,7 +161,7 @@ def main() -> int:
         Row("429 answers of the fake", throttled, None, decimals=0),
     ]
     notes = [
-        "fake: 1 message/s per chat, 30/s in all (429 with retry_after); A answers 1.2-1.8 s after each reply",
+        "fake: 1 message/s per chat, 30/s in all (429 with retry_after); A answers 2.2-2.8 s after each reply",
         "round trip = A's update enqueued -> the bot's reply reaching the fake; idle is the baseline column",
     ]
     notes += [f"refused reply to A: {line}" for line in refused_to_a[:5]]

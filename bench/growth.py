@@ -24,18 +24,14 @@ from pathlib import Path
 from bench.common import (
     LONG_TEXT_400,
     SURVEY,
-    BenchAPI,
-    BotProcess,
     Row,
-    asking,
+    bot_and_fake,
     drive,
     print_table,
-    report_answers,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
 
 APPENDS = 300
 CHARS = 4000
@@ -45,14 +41,7 @@ MIB = 1024 * 1024
 async def build(db_path: Path) -> tuple[int, int, str]:
     """Seed one report; return (user id, report id, question asked)."""
     question = LONG_TEXT_400[0]
-
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        return report_answers(rng, index, long_words=(20, 60), only_before=question)
-
-    def session_for(index: int, _k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(question, answers)
-
-    (seeded,) = await seed(db_path, 1, 1, answers_for=answers_for, session_for=session_for)
+    (seeded,) = await seed_asking(db_path, 1, 1, lambda _index, _k: question, long_words=(20, 60))
     return seeded[0].user_id, seeded[0].contact.report_id, question
 
 
@@ -76,23 +65,18 @@ def main() -> int:
         data_dir = work / "data"
         user, report_id, question_id = asyncio.run(build(data_dir / "gnlc.sqlite3"))
         texts = [text_of(rng, k) for k in range(APPENDS)]
-        api = BenchAPI()
-        api.start()
-        try:
-            with BotProcess("ours", api, work, "--data-dir", str(data_dir)) as ours:
-                start_bytes = db_bytes(data_dir)
-                t0 = time.perf_counter()
-                result = drive(api, {user: texts}, timeout=60)
-                elapsed = time.perf_counter() - t0
-                running_bytes = db_bytes(data_dir)
-                errors = ours.errors_logged()
-            stopped_bytes = db_bytes(data_dir)
-            with sqlite3.connect(f"file:{data_dir / 'gnlc.sqlite3'}?mode=ro", uri=True) as db:
-                row = db.execute(
-                    "SELECT value_json FROM answers WHERE report_id = ? AND question_id = ?", (report_id, question_id)
-                ).fetchone()
-        finally:
-            api.shutdown()
+        with bot_and_fake("ours", work, data_dir) as (api, ours):
+            start_bytes = db_bytes(data_dir)
+            t0 = time.perf_counter()
+            result = drive(api, {user: texts}, timeout=60)
+            elapsed = time.perf_counter() - t0
+            running_bytes = db_bytes(data_dir)
+            errors = ours.errors_logged()
+        stopped_bytes = db_bytes(data_dir)
+        with sqlite3.connect(f"file:{data_dir / 'gnlc.sqlite3'}?mode=ro", uri=True) as db:
+            row = db.execute(
+                "SELECT value_json FROM answers WHERE report_id = ? AND question_id = ?", (report_id, question_id)
+            ).fetchone()
     replies = result.replies[user]
     saved = [texts[k] for k, m in enumerate(replies) if m.ok and m.text.startswith("Saved (")]
     told = [m for m in replies if m.ok and not m.text.startswith("Saved (") and any(ch.isdigit() for ch in m.text)]

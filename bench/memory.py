@@ -26,18 +26,17 @@ from pathlib import Path
 from bench.common import (
     LONG_TEXT_OPEN,
     BenchAPI,
-    BotProcess,
     Row,
-    asking,
+    bot_and_fake,
     drive,
     print_table,
     prose,
-    report_answers,
+    rss_kb,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
+from tests.bot_process import BotProcess
 
 REPORTS = 1000
 PER_REPORT = 5
@@ -53,24 +52,17 @@ def cursor_of(report: int, contact: int) -> str:
 async def build(db_path: Path) -> list[int]:
     """Seed; return the 5,000 contacts' user ids."""
 
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        first = min((cursor_of(index, k) for k in range(PER_REPORT)), key=LONG_TEXT_OPEN.index)
-        return report_answers(rng, index, long_words=(40, 150), only_before=first)
-
-    def session_for(index: int, k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(cursor_of(index, k), answers)
-
-    seeded = await seed(db_path, REPORTS, PER_REPORT, answers_for=answers_for, session_for=session_for)
+    seeded = await seed_asking(db_path, REPORTS, PER_REPORT, cursor_of, long_words=(40, 150))
     return [s.user_id for contacts in seeded for s in contacts]
 
 
 def exercise(bot: BotProcess, api: BenchAPI, users: list[int], texts: dict[int, str], name: str) -> dict[str, float]:
     """RSS (MB) at start, after the warm-up, after all users; and how many replies came back."""
-    figures = {"start": bot.rss_kb() / 1024}
+    figures = {"start": rss_kb(bot) / 1024}
     warm = drive(api, {u: [texts[u]] for u in users[:WARM_UP]})
-    figures["idle"] = bot.rss_kb() / 1024
+    figures["idle"] = rss_kb(bot) / 1024
     rest = drive(api, {u: [texts[u]] for u in users[WARM_UP:]}, in_flight=IN_FLIGHT)
-    figures["loaded"] = bot.rss_kb() / 1024
+    figures["loaded"] = rss_kb(bot) / 1024
     # Only correct replies count (ours: the answer was saved; echo: its own text back); anything
     # else, and any second reply to one answer, is counted apart.
     correct = 0
@@ -100,17 +92,11 @@ def main() -> int:
         results: dict[str, dict[str, float]] = {}
         errors: list[str] = []
         for name in ("ours", "echo"):
-            api = BenchAPI()
-            api.start()
-            try:
-                extra = ("--data-dir", str(data_dir)) if name == "ours" else ()
-                with BotProcess(name, api, work, *extra) as bot:
-                    say(f"{name}: {len(users)} contacts answering")
-                    results[name] = exercise(bot, api, users, texts, name)
-                    if name == "ours":
-                        errors = bot.errors_logged()
-            finally:
-                api.shutdown()
+            with bot_and_fake(name, work, data_dir if name == "ours" else None) as (api, bot):
+                say(f"{name}: {len(users)} contacts answering")
+                results[name] = exercise(bot, api, users, texts, name)
+                if name == "ours":
+                    errors = bot.errors_logged()
 
     ours, echo = results["ours"], results["echo"]
     rows = [

@@ -23,23 +23,18 @@ from pathlib import Path
 
 from bench.common import (
     LONG_TEXT_OPEN,
-    SURVEY,
-    BenchAPI,
-    BotProcess,
     Row,
-    asking,
+    bot_and_fake,
     check_answers_in_order,
     drive,
     median,
     percentile,
     print_table,
     prose,
-    report_answers,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
 
 REPORTS = 1000
 CONTACTS_PER_REPORT = 2
@@ -51,21 +46,9 @@ def cursor_of(report: int, contact: int) -> str:
     return LONG_TEXT_OPEN[(report * 3 + contact * 7) % len(LONG_TEXT_OPEN)]
 
 
-def _order(qid: str) -> int:
-    return [q.id for q in SURVEY.questions].index(qid)
-
-
 async def build(db_path: Path) -> dict[int, tuple[int, int, str]]:
     """Seed the database; return user id -> (contact id, report id, question asked) of the active contacts."""
-
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        first = min((cursor_of(index, k) for k in range(CONTACTS_PER_REPORT)), key=_order)
-        return report_answers(rng, index, long_words=(60, 250), only_before=first)
-
-    def session_for(index: int, k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(cursor_of(index, k), answers)
-
-    seeded = await seed(db_path, REPORTS, CONTACTS_PER_REPORT, answers_for=answers_for, session_for=session_for)
+    seeded = await seed_asking(db_path, REPORTS, CONTACTS_PER_REPORT, cursor_of, long_words=(60, 250))
     active: dict[int, tuple[int, int, str]] = {}
     for index, contacts in enumerate(seeded):
         if index % ACTIVE_EVERY == 0:
@@ -89,38 +72,31 @@ def main() -> int:
         opening = {u: prose(rng, 40) for u in users}
         texts = {u: [prose(rng, rng.randint(12, 20)) for _ in range(rounds)] for u in users}
 
-        ours_api, echo_api = BenchAPI(), BenchAPI()
-        ours_api.start()
-        echo_api.start()
-        try:
-            with (
-                BotProcess("ours", ours_api, work, "--data-dir", str(data_dir)) as ours,
-                BotProcess("echo", echo_api, work),
-            ):
-                for api in (ours_api, echo_api):
-                    warm = drive(api, {u: [opening[u]] for u in users})
-                    assert not warm.failed, "warm-up replies failed"
-                say("warm-up done; measuring")
-                lat: dict[str, list[float]] = {"ours": [], "echo": []}
-                bad: dict[str, int] = {"ours": 0, "echo": 0}
-                for k in range(rounds):  # one block = one round over the contacts, ours and echo alternating
-                    order = (("ours", ours_api), ("echo", echo_api))
-                    for name, api in order if k % 2 == 0 else order[::-1]:
-                        result = drive(api, {u: [texts[u][k]] for u in users}, in_flight=1)
-                        lat[name].extend(result.latencies)
-                        for u, msgs in result.replies.items():
-                            for m in msgs:
-                                expected = m.text.startswith("Saved (") if name == "ours" else m.text == texts[u][k]
-                                bad[name] += not (m.ok and expected)
-                        bad[name] += len(result.strays)
-                errors = ours.errors_logged()
-            count, problems = check_answers_in_order(
-                data_dir / "gnlc.sqlite3",
-                {u: (c, r, q, [opening[u], *texts[u]]) for u, (c, r, q) in active.items()},
-            )
-        finally:
-            ours_api.shutdown()
-            echo_api.shutdown()
+        with (
+            bot_and_fake("ours", work, data_dir) as (ours_api, ours),
+            bot_and_fake("echo", work) as (echo_api, _echo),
+        ):
+            for api in (ours_api, echo_api):
+                warm = drive(api, {u: [opening[u]] for u in users})
+                assert not warm.failed, "warm-up replies failed"
+            say("warm-up done; measuring")
+            lat: dict[str, list[float]] = {"ours": [], "echo": []}
+            bad: dict[str, int] = {"ours": 0, "echo": 0}
+            for k in range(rounds):  # one block = one round over the contacts, ours and echo alternating
+                order = (("ours", ours_api), ("echo", echo_api))
+                for name, api in order if k % 2 == 0 else order[::-1]:
+                    result = drive(api, {u: [texts[u][k]] for u in users}, in_flight=1)
+                    lat[name].extend(result.latencies)
+                    for u, msgs in result.replies.items():
+                        for m in msgs:
+                            expected = m.text.startswith("Saved (") if name == "ours" else m.text == texts[u][k]
+                            bad[name] += not (m.ok and expected)
+                    bad[name] += len(result.strays)
+            errors = ours.errors_logged()
+        count, problems = check_answers_in_order(
+            data_dir / "gnlc.sqlite3",
+            {u: (c, r, q, [opening[u], *texts[u]]) for u, (c, r, q) in active.items()},
+        )
 
     ms = {name: [x * 1000 for x in values] for name, values in lat.items()}
     rows = [

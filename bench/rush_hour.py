@@ -27,23 +27,19 @@ from bench.common import (
     LONG_TEXT_400,
     LONG_TEXT_OPEN,
     SURVEY,
-    BenchAPI,
-    BotProcess,
     Drive,
     Row,
-    asking,
+    bot_and_fake,
     check_answers_in_order,
     drive,
     median,
     percentile,
     print_table,
     prose,
-    report_answers,
     say,
-    seed,
+    seed_asking,
     time_bound,
 )
-from conversation.state import AnswerValue, Session
 
 REPORTS = 1000
 ACTIVE_EVERY = 20  # 50 contacts
@@ -62,13 +58,7 @@ def cursor_of(report: int) -> str:
 async def build(db_path: Path) -> dict[int, tuple[int, int, str]]:
     """Seed; return user id -> (contact id, report id, question asked) of the 200 active contacts."""
 
-    def answers_for(index: int, rng: random.Random) -> dict[str, AnswerValue]:
-        return report_answers(rng, index, long_words=(60, 250), only_before=cursor_of(index))
-
-    def session_for(index: int, _k: int, answers: dict[str, AnswerValue]) -> Session:
-        return asking(cursor_of(index), answers)
-
-    seeded = await seed(db_path, REPORTS, 1, answers_for=answers_for, session_for=session_for)
+    seeded = await seed_asking(db_path, REPORTS, 1, lambda index, _k: cursor_of(index), long_words=(60, 250))
     return {
         s.user_id: (s.contact.id, s.contact.report_id, cursor_of(index))
         for index, (s,) in enumerate(seeded)
@@ -88,46 +78,40 @@ def main() -> int:
         assert SURVEY.question(LONG_TEXT_400[0]) is not None
         users = list(active)
         sent: dict[int, list[str]] = {u: [] for u in users}  # every text in sending order, over the rounds
-        apis = {"ours": BenchAPI(), "echo": BenchAPI()}
-        for api in apis.values():
-            api.start()
         runs: dict[tuple[int, str], list[Drive]] = {}
         bad = {"ours": 0, "echo": 0}
-        try:
-            with (
-                BotProcess("ours", apis["ours"], work, "--data-dir", str(data_dir)) as ours,
-                BotProcess("echo", apis["echo"], work),
-            ):
-                for api in apis.values():
-                    api.latency = LATENCY
-                for count, each in ROUNDS:
-                    texts = {u: [prose(rng, WORDS) for _ in range(each)] for u in users[:count]}
-                    for u, more in texts.items():
-                        sent[u] += more
-                    half = each // 2
-                    for part, (lo, hi) in enumerate(((0, half), (half, each))):
-                        for name in ("ours", "echo") if part == 0 else ("echo", "ours"):
-                            say(f"{count} contacts, {name}: answers {lo + 1}-{hi} of every contact")
-                            result = drive(
-                                apis[name],
-                                {u: texts[u][lo:hi] for u in texts},
-                                timeout=60,
-                                think=THINK,
-                                rng=random.Random(count * 100 + part),
-                            )
-                            runs.setdefault((count, name), []).append(result)
-                            for u, msgs in result.replies.items():
-                                for k, m in enumerate(msgs, lo):
-                                    want = m.text.startswith("Saved (") if name == "ours" else m.text == texts[u][k]
-                                    bad[name] += not (m.ok and want)
-                            bad[name] += len(result.strays)
-                errors = ours.errors_logged()
-            checked, problems = check_answers_in_order(
-                data_dir / "gnlc.sqlite3", {u: (c, r, q, sent[u]) for u, (c, r, q) in active.items() if sent[u]}
-            )
-        finally:
+        with (
+            bot_and_fake("ours", work, data_dir) as (ours_api, ours),
+            bot_and_fake("echo", work) as (echo_api, _echo),
+        ):
+            apis = {"ours": ours_api, "echo": echo_api}
             for api in apis.values():
-                api.shutdown()
+                api.latency = LATENCY
+            for count, each in ROUNDS:
+                texts = {u: [prose(rng, WORDS) for _ in range(each)] for u in users[:count]}
+                for u, more in texts.items():
+                    sent[u] += more
+                half = each // 2
+                for part, (lo, hi) in enumerate(((0, half), (half, each))):
+                    for name in ("ours", "echo") if part == 0 else ("echo", "ours"):
+                        say(f"{count} contacts, {name}: answers {lo + 1}-{hi} of every contact")
+                        result = drive(
+                            apis[name],
+                            {u: texts[u][lo:hi] for u in texts},
+                            timeout=60,
+                            think=THINK,
+                            rng=random.Random(count * 100 + part),
+                        )
+                        runs.setdefault((count, name), []).append(result)
+                        for u, msgs in result.replies.items():
+                            for k, m in enumerate(msgs, lo):
+                                want = m.text.startswith("Saved (") if name == "ours" else m.text == texts[u][k]
+                                bad[name] += not (m.ok and want)
+                        bad[name] += len(result.strays)
+            errors = ours.errors_logged()
+        checked, problems = check_answers_in_order(
+            data_dir / "gnlc.sqlite3", {u: (c, r, q, sent[u]) for u, (c, r, q) in active.items() if sent[u]}
+        )
 
     def ms(count: int, name: str, what: str = "delivered") -> list[float]:
         return [x * 1000 for r in runs[(count, name)] for x in getattr(r, what)]

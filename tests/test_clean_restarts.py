@@ -14,20 +14,15 @@ import random
 import time
 from pathlib import Path
 
-from bot import admin
-from bot.service import utc_now
-from bot.storage import Storage
 from tests.bot_process import BotProcess
 from tests.fakes.bot_api import FakeBotAPI
-from tests.telegram_harness import SURVEY
 from tests.test_resilience import (
-    STOP_CANDIDATES,
-    Contact,
-    UpdateKey,
     UpdateWatch,
     check_report,
+    give_up_unless_kept,
     integrity,
-    plan_for,
+    invite_cities,
+    scripted_contacts,
 )
 
 CONTACTS = 20
@@ -39,44 +34,13 @@ async def test_sigterm_while_contacts_answer_loses_nothing(tmp_path: Path) -> No
     rng = random.Random(1212)
     db_path = tmp_path / "gnlc.sqlite3"
     cities = [(f"Termton {i}", "Restartland") for i in range(CONTACTS)]
-    tokens: list[str] = []
-    storage = await Storage.open(db_path)
-    try:
-        for city, country in cities:
-            _, link = await admin.invite(storage, SURVEY, "gnlc_test_bot", city, country, None, utc_now())
-            tokens.append(link.rsplit("start=", 1)[1])
-    finally:
-        await storage.close()
+    tokens = await invite_cities(db_path, cities)
 
     with FakeBotAPI() as api:
         bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
-        watch = UpdateWatch(api, bot)
-
-        def give_up(contact: Contact, key: UpdateKey | None, started: float, last_new: float) -> bool:
-            # A graceful stop answers or keeps everything it took: a reply must always come.
-            if time.monotonic() - started < 0.5:
-                return False
-            watch.refresh()
-            if key in watch.pending or key in watch.delivered_ever:
-                if time.monotonic() - started < 25.0:
-                    return False
-                contact.unexpected.append(f"no reply within 25 s to update {key}")
-            else:
-                contact.lost += 1
-            return True
-
-        contacts = [
-            Contact(
-                api,
-                i,
-                9100 + i,
-                tokens[i],
-                plan_for(i, *cities[i], "Yes" if i % 2 else "No"),
-                give_up,
-                stop_at=rng.choice(STOP_CANDIDATES),
-            )
-            for i in range(CONTACTS)
-        ]
+        # A graceful stop answers or keeps everything it took: a reply must always come.
+        give_up = give_up_unless_kept(UpdateWatch(api, bot), 25.0, patience_for_pending=True)
+        contacts = scripted_contacts(api, cities, tokens, 9100, give_up, stops=rng)
         running: set[asyncio.Future[object]] = set()
         stops: list[tuple[float, int | None, int]] = []  # (seconds to exit, exit code, contacts answering)
         try:

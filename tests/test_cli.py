@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -38,15 +38,6 @@ SETTINGS_VARS = (
     "SURVEY_FILE", "WEBHOOK_URL", "WEBHOOK_LISTEN", "WEBHOOK_PORT", "WEBHOOK_SECRET", "REMINDER_DAYS",
     "REMINDER_HOUR", "TIMEZONE", "ACCEPT_LATE_SUBMISSIONS", "REMINDERS_ENABLED", "REMINDER_CHECK_SECONDS",
 )  # fmt: skip
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotAPI]:
-    fake = FakeBotAPI().start()
-    try:
-        yield fake
-    finally:
-        fake.shutdown()
 
 
 def cli_env(data_dir: Path, api: FakeBotAPI | None, **extra: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes.bot_api import FakeBotAPI, parse_html, parse_markdown_v2, utf16_len
+from tests.fakes.bot_api import FakeBotAPI, parse_html, utf16_len
 
 TOKEN = "123:ABC"
 USER = 4242
@@ -580,13 +580,14 @@ def test_entity_parsers() -> None:
         {"type": "spoiler", "offset": 1, "length": 1},
     ]
     assert parse_html("😀<b>x</b>")[1] == [{"type": "bold", "offset": 2, "length": 1}]  # UTF-16 offsets
-    assert parse_markdown_v2(r"*bold* \_ok\_ [a](https://t.me)") == (
-        "bold _ok_ a",
-        [
-            {"type": "bold", "offset": 0, "length": 4},
-            {"type": "text_link", "offset": 10, "length": 1, "url": "https://t.me"},
-        ],
-    )
-    with pytest.raises(ValueError, match=r"Character '\.' is reserved"):
-        parse_markdown_v2("Done.")
     assert utf16_len("a😀") == 3
+
+
+def test_markdown_parse_modes_are_refused_by_name(api: FakeBotAPI) -> None:
+    # The bot sends HTML only; the fake does not model Markdown, and says so instead of guessing.
+    api.add_user(USER)
+    for mode in ("Markdown", "MarkdownV2"):
+        status, body = call(api, "sendMessage", chat_id=USER, text="*bold*", parse_mode=mode)
+        assert status == 400 and "not modelled by the fake Bot API" in body["description"]
+        assert mode in body["description"]
+    assert api.messages(USER) == []

@@ -232,15 +232,6 @@ def write_csv(path: Path, rows: list[list[str]]) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture
-def api():
-    fake = FakeBotAPI().start()
-    try:
-        yield fake
-    finally:
-        fake.shutdown()
-
-
 async def test_bulk_invitations_from_a_csv_file(tmp_path: Path, api: FakeBotAPI) -> None:
     data = tmp_path / "data"
     sheet = tmp_path / "network.csv"
@@ -366,4 +357,3 @@ async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Pa
         assert "shared link from before personal invitations — any number of accounts, no expiry" in lines
     finally:
         await storage.close()
-

@@ -10,8 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 from bot.storage import Storage
 from conversation.state import Attachment, Report, ReportStatus
 from tests.bot_process import ROOT, bot_environment
@@ -23,15 +21,6 @@ from tests.test_invitations import personal_link
 PLANTED_ANSWER = "Planted answer text 7f3c: our learning festival reached the harbour districts"
 PLANTED_PHONE = "+33 4 72 10 10 10"
 PLANTED_EMAIL = "planted.person@example.org"
-
-
-@pytest.fixture
-def api():
-    fake = FakeBotAPI().start()
-    try:
-        yield fake
-    finally:
-        fake.shutdown()
 
 
 async def test_mydata_shows_what_is_stored_about_the_contact(tmp_path: Path) -> None:

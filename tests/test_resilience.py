@@ -348,6 +348,73 @@ class Contact:
         return await self.exchange(self.press(question.message, "Done"))
 
 
+# ---------------------------------------------------------------- setting contacts up
+
+
+async def invite_cities(db_path: Path, cities: list[tuple[str, str]]) -> list[str]:
+    """One fresh invitation token per (city, country), made in the database before any bot runs."""
+    tokens: list[str] = []
+    storage = await Storage.open(db_path)
+    try:
+        for city, country in cities:
+            _, link = await admin.invite(storage, SURVEY, "gnlc_test_bot", city, country, None, dt.datetime.now(dt.UTC))
+            tokens.append(link.rsplit("start=", 1)[1])
+    finally:
+        await storage.close()
+    return tokens
+
+
+def scripted_contacts(
+    api: FakeBotAPI,
+    cities: list[tuple[str, str]],
+    tokens: list[str],
+    first_user_id: int,
+    give_up: GiveUp,
+    stops: random.Random | None = None,
+) -> list[Contact]:
+    """One scripted contact per city (user ids from `first_user_id`), half of them on the "Yes" branch;
+    with `stops`, each stops at a question drawn from STOP_CANDIDATES (in contact order), else at the end."""
+    return [
+        Contact(
+            api,
+            i,
+            first_user_id + i,
+            tokens[i],
+            plan_for(i, *cities[i], "Yes" if i % 2 else "No"),
+            give_up,
+            stop_at=None if stops is None else stops.choice(STOP_CANDIDATES),
+        )
+        for i in range(len(cities))
+    ]
+
+
+def give_up_unless_kept(watch: UpdateWatch, patience: float, *, patience_for_pending: bool) -> GiveUp:
+    """When a contact across bot restarts stops waiting and sends /start (never in the first 0.5 s).
+
+    An update some bot process took was kept in the bot's inbox, so its reply must come: after
+    `patience` seconds without it the contact notes "no reply within ..." in `unexpected`. An update
+    still waiting for getUpdates is waited for as long as the contact's deadline allows, or only
+    `patience` seconds with `patience_for_pending`. An update in neither place was taken by a killed
+    process and never handled: the contact counts it in `lost`.
+    """
+
+    def give_up(contact: Contact, key: UpdateKey | None, started: float, last_new: float) -> bool:
+        if time.monotonic() - started < 0.5:
+            return False
+        watch.refresh()
+        if key in watch.pending and not patience_for_pending:
+            return False
+        if key in watch.pending or key in watch.delivered_ever:
+            if time.monotonic() - started < patience:
+                return False
+            contact.unexpected.append(f"no reply within {patience:g} s to update {key}")
+        else:
+            contact.lost += 1
+        return True
+
+    return give_up
+
+
 # ---------------------------------------------------------------- database checks
 
 
@@ -426,53 +493,18 @@ async def test_sigkill_restarts_lose_and_duplicate_nothing(tmp_path):
     rng = random.Random(20240611)
     db_path = tmp_path / "gnlc.sqlite3"
     cities = [(f"Crashton {i}", f"Country {i % 7}") for i in range(CRASH_CONTACTS)]
-    tokens: list[str] = []
-    storage = await Storage.open(db_path)
-    try:
-        for city, country in cities:
-            _, link = await admin.invite(storage, SURVEY, "gnlc_test_bot", city, country, None, dt.datetime.now(dt.UTC))
-            tokens.append(link.rsplit("start=", 1)[1])
-    finally:
-        await storage.close()
+    tokens = await invite_cities(db_path, cities)
 
     # Flood control off (per chat and overall): 50 scripted contacts answer whole reports in
     # milliseconds, ~9,500 calls that Telegram's pace would stretch over many minutes. This test is
     # about durability across SIGKILLs; the pace is exercised in tests/test_telegram_e2e.py.
     with FakeBotAPI(rate_limit_per_chat_per_second=None, rate_limit_per_second=None) as api:
         bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
-
-        watch = UpdateWatch(api, bot)
-
-        def give_up(contact: Contact, key: UpdateKey | None, started: float, last_new: float) -> bool:
-            # Resynchronise only when no reply can come any more: the update is neither waiting for
-            # (re)delivery nor in the hands of the running bot process, so a killed process took it.
-            if time.monotonic() - started < 0.5:
-                return False
-            watch.refresh()
-            if key in watch.pending:
-                return False
-            # Taken by a bot process (perhaps one since killed): the update was kept in the bot's inbox,
-            # so the running process (re)handles it and its reply must come.
-            if key in watch.delivered_ever:
-                if time.monotonic() - started < 20.0:
-                    return False
-                contact.unexpected.append(f"no reply within 20 s to update {key}, taken by a bot process")
-            else:
-                contact.lost += 1
-            return True
-
-        contacts = [
-            Contact(
-                api,
-                i,
-                5000 + i,
-                tokens[i],
-                plan_for(i, *cities[i], "Yes" if i % 2 else "No"),
-                give_up,
-                stop_at=rng.choice(STOP_CANDIDATES),
-            )
-            for i in range(CRASH_CONTACTS)
-        ]
+        # Resynchronise only when no reply can come any more: an update waiting for (re)delivery, or
+        # taken by a bot process (perhaps one since killed) and so kept in the bot's inbox, is answered
+        # by the running process; one in neither place was taken by a killed process and lost.
+        give_up = give_up_unless_kept(UpdateWatch(api, bot), 20.0, patience_for_pending=False)
+        contacts = scripted_contacts(api, cities, tokens, 5000, give_up, stops=rng)
         running: set[asyncio.Future[Screen]] = set()
         try:
             await bot.start()
@@ -557,10 +589,7 @@ async def test_flaky_bot_api_loses_nothing(tmp_path):
                 now = time.monotonic()
                 return now - started > 8.0 and now - last_new > 3.0
 
-            contacts = [
-                Contact(api, i, 7000 + i, tokens[i], plan_for(i, *cities[i], "Yes" if i % 2 else "No"), give_up)
-                for i in range(FLAKY_CONTACTS)
-            ]
+            contacts = scripted_contacts(api, cities, tokens, 7000, give_up)
             api.fault_retry_after = 1
             # Timeouts are left out: PTB's read timeout is 20 s, so a real one would take 20 s per hit.
             # "drop_after" is a call carried out whose answer is lost: the bot must not send it again.

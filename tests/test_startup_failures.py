@@ -31,15 +31,6 @@ from tests.fakes.bot_api import FakeBotAPI
 WRONG_TOKEN = "987654321:AAHwrongTOKENforTHEfakeBOTapi_1234567"
 
 
-@pytest.fixture
-def api() -> Iterator[FakeBotAPI]:
-    server = FakeBotAPI().start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-
-
 def run_bot(api: FakeBotAPI, data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     cwd = data_dir if data_dir.is_dir() else ROOT / "tests"
     return subprocess.run(

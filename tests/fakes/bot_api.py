@@ -58,7 +58,9 @@ Design notes
   are created; ``leaveChat`` produces a ``my_chat_member`` update; ``getMyCommands`` answers for
   exactly the given scope and language; a second ``answerCallbackQuery`` fails; a newer
   ``getUpdates`` terminates an older one with 409; ``close`` answers 429 during the first 10 minutes.
-* Not modelled: MarkdownV2 expandable block quotes, link previews, message effects other than a
+* Not modelled: the ``Markdown`` and ``MarkdownV2`` parse modes (the bot sends HTML only; they are
+  refused with a 400 that names the fake, so a bot that starts using them fails its tests at once,
+  rather than passing on text Telegram would format or refuse), link previews, message effects other than a
   few known ids, forum topics, business connections, payments, inline mode, webhooks delivery
   (``setWebhook`` only records the URL and blocks ``getUpdates`` like Telegram does).
 
@@ -105,8 +107,6 @@ __all__ = [
     "FakeBotAPI",
     "UploadedFile",
     "parse_html",
-    "parse_markdown",
-    "parse_markdown_v2",
     "utf16_len",
 ]
 
@@ -238,7 +238,7 @@ class ApiError(Exception):
 
 
 class EntityParseError(ValueError):
-    """Raised by the HTML/Markdown parsers; the message is TDLib's wording."""
+    """Raised by the HTML parser; the message is TDLib's wording."""
 
 
 def _bad(message: str) -> ApiError:
@@ -663,259 +663,6 @@ def parse_html(text: str, *, strict_entities: bool = True) -> tuple[str, list[di
             "surrogate code units"
         )
     return result, _sort_entities(entities)
-
-
-# --------------------------------------------------------------------------------------------
-# Markdown parse modes (ports of TDLib's parse_markdown / parse_markdown_v2)
-# --------------------------------------------------------------------------------------------
-
-
-def parse_markdown(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """Legacy ``Markdown`` parse mode."""
-    n = len(text)
-
-    def at(k: int) -> str:
-        return text[k] if k < n else "\0"
-
-    out: list[str] = []
-    entities: list[dict[str, Any]] = []
-    utf16 = 0
-    i = 0
-    while i < n:
-        c = text[i]
-        if c == "\\" and at(i + 1) in "_*`[":
-            out.append(text[i + 1])
-            utf16 += 1
-            i += 2
-            continue
-        if c not in "_*`[":
-            out.append(c)
-            utf16 += _w16(c)
-            i += 1
-            continue
-        begin = i
-        end_char = "]" if c == "[" else c
-        is_pre = False
-        language = ""
-        i += 1
-        if c == "`" and at(i) == "`" and at(i + 1) == "`":
-            i += 2
-            is_pre = True
-            lang_end = i
-            while at(lang_end) not in _SPACES + "\0" and at(lang_end) != "`":
-                lang_end += 1
-            if i != lang_end and lang_end < n and text[lang_end] != "`":
-                language = text[i:lang_end]
-                i = lang_end
-            if at(i) in "\r\n":
-                i += 2 if at(i + 1) in "\r\n" and at(i) != at(i + 1) else 1
-        offset = utf16
-        while i < n and (text[i] != end_char or (is_pre and not (at(i + 1) == "`" and at(i + 2) == "`"))):
-            out.append(text[i])
-            utf16 += _w16(text[i])
-            i += 1
-        if i >= n:
-            raise EntityParseError(f"Can't find end of the entity starting at byte offset {_byte_offset(text, begin)}")
-        if utf16 != offset:
-            length = utf16 - offset
-            if c == "_":
-                entities.append(_make_entity("Italic", offset, length))
-            elif c == "*":
-                entities.append(_make_entity("Bold", offset, length))
-            elif c == "[":
-                if at(i + 1) != "(":
-                    url = text[begin + 1 : i]
-                else:
-                    i += 2
-                    url_chars: list[str] = []
-                    while i < n and text[i] != ")":
-                        url_chars.append(text[i])
-                        i += 1
-                    url = "".join(url_chars)
-                link = _link_entity(offset, length, url)
-                if link is not None:
-                    entities.append(link)
-            elif is_pre:
-                entities.append(_make_entity("PreCode" if language else "Pre", offset, length, language))
-            else:
-                entities.append(_make_entity("Code", offset, length))
-        if is_pre:
-            i += 2
-        i += 1
-    return "".join(out), _sort_entities(entities)
-
-
-def parse_markdown_v2(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """``MarkdownV2`` parse mode (without expandable block quotes)."""
-    n = len(text)
-
-    def at(k: int) -> str:
-        return text[k] if 0 <= k < n else "\0"
-
-    def reserved_error(ch: str) -> EntityParseError:
-        return EntityParseError(f"Character '{ch}' is reserved and must be escaped with the preceding '\\'")
-
-    out: list[str] = []
-    entities: list[dict[str, Any]] = []
-    utf16 = 0
-    # open entities: [kind, argument, utf16_offset, byte_offset, index into out]
-    stack: list[list[Any]] = []
-    have_blockquote = False
-    i = -1
-    while True:
-        i += 1
-        if i >= n:
-            break
-        c = text[i]
-        if c == "\\" and 0 < ord(at(i + 1)) <= 126:
-            i += 1
-            out.append(text[i])
-            utf16 += 1
-            continue
-        reserved = "_*[]()~`>#+-=|{}.!\n"
-        if stack and stack[-1][0] in ("Code", "Pre", "PreCode"):
-            reserved = "`"
-        if c not in reserved:
-            out.append(c)
-            utf16 += _w16(c)
-            continue
-
-        is_end = False
-        if stack:
-            top = stack[-1][0]
-            if have_blockquote and c == "\n" and (i + 1 == n or text[i + 1] != ">"):
-                is_end = True
-            elif top == "Bold":
-                is_end = c == "*"
-            elif top == "Italic":
-                is_end = c == "_" and at(i + 1) != "_"
-            elif top == "Code":
-                is_end = c == "`"
-            elif top in ("Pre", "PreCode"):
-                is_end = c == "`" and at(i + 1) == "`" and at(i + 2) == "`"
-            elif top in ("TextUrl", "CustomEmoji"):
-                is_end = c == "]"
-            elif top == "Underline":
-                is_end = c == "_" and at(i + 1) == "_"
-            elif top == "Strikethrough":
-                is_end = c == "~"
-            elif top == "Spoiler":
-                is_end = c == "|" and at(i + 1) == "|"
-
-        if not is_end:
-            kind: str | None
-            argument = ""
-            byte_offset = _byte_offset(text, i)
-            if c == "_":
-                if at(i + 1) == "_":
-                    kind = "Underline"
-                    i += 1
-                else:
-                    kind = "Italic"
-            elif c == "*":
-                kind = "Bold"
-            elif c == "~":
-                kind = "Strikethrough"
-            elif c == "|":
-                if at(i + 1) != "|":
-                    raise reserved_error(c)
-                i += 1
-                kind = "Spoiler"
-            elif c == "[":
-                kind = "TextUrl"
-            elif c == "`":
-                if at(i + 1) == "`" and at(i + 2) == "`":
-                    i += 3
-                    kind = "Pre"
-                    lang_end = i
-                    while at(lang_end) not in _SPACES + "\0" and at(lang_end) != "`":
-                        lang_end += 1
-                    if i != lang_end and lang_end < n and text[lang_end] != "`":
-                        kind = "PreCode"
-                        argument = text[i:lang_end]
-                        i = lang_end
-                    if at(i) in "\r\n" and i < n:
-                        i += 2 if at(i + 1) in "\r\n" and i + 1 < n and at(i) != at(i + 1) else 1
-                    i -= 1
-                else:
-                    kind = "Code"
-            elif c == "!":
-                if at(i + 1) != "[":
-                    raise reserved_error(c)
-                i += 1
-                kind = "CustomEmoji"
-            elif c == "\n":
-                utf16 += 1
-                out.append("\n")
-                kind = None
-                if i + 1 < n and text[i + 1] == ">":
-                    i += 1
-                    if not have_blockquote:
-                        kind = "BlockQuote"
-                        have_blockquote = True
-            elif c == ">":
-                if i != 0:
-                    raise reserved_error(c)
-                kind = "BlockQuote"
-                have_blockquote = True
-            else:
-                raise reserved_error(c)
-            if kind is None:
-                continue
-            stack.append([kind, argument, utf16, byte_offset, len(out)])
-            continue
-
-        kind, argument, offset, byte_offset, out_begin = stack[-1]
-        if c == "\n" and kind != "BlockQuote":
-            raise EntityParseError(f"Can't find end of {kind} entity at byte offset {byte_offset}")
-        skip = utf16 == offset
-        entity: dict[str, Any] | None = None
-        if kind in ("Underline", "Spoiler"):
-            i += 1
-        elif kind in ("Pre", "PreCode"):
-            i += 2
-        elif kind in ("TextUrl", "CustomEmoji"):
-            if at(i + 1) != "(":
-                if kind == "CustomEmoji":
-                    raise EntityParseError("Custom emoji entity must contain a tg://emoji URL")
-                url = "".join(out[out_begin:])
-            else:
-                i += 2
-                url_begin = i
-                url_chars: list[str] = []
-                while i < n and text[i] != ")":
-                    if text[i] == "\\" and 0 < ord(at(i + 1)) <= 126:
-                        url_chars.append(text[i + 1])
-                        i += 2
-                        continue
-                    url_chars.append(text[i])
-                    i += 1
-                if at(i) != ")":
-                    what = "a custom emoji URL" if kind == "CustomEmoji" else "a URL"
-                    raise EntityParseError(f"Can't find end of {what} at byte offset {_byte_offset(text, url_begin)}")
-                url = "".join(url_chars)
-            if kind == "CustomEmoji":
-                match = re.fullmatch(r"tg://emoji\?id=([0-9]{1,19})", url, flags=re.IGNORECASE)
-                if match is None or int(match.group(1)) == 0:
-                    raise EntityParseError("Invalid custom emoji identifier specified")
-                argument = str(int(match.group(1)))
-            elif not skip:
-                entity = _link_entity(offset, utf16 - offset, url)
-                skip = entity is None
-        elif kind == "BlockQuote":
-            have_blockquote = False
-            out.append(text[i])
-            utf16 += 1
-        if not skip:
-            entities.append(entity or _make_entity(kind, offset, utf16 - offset, argument))
-        stack.pop()
-    if have_blockquote and stack and stack[-1][0] == "BlockQuote":
-        kind, _argument, offset, _byte, _begin = stack.pop()
-        if utf16 != offset:
-            entities.append(_make_entity("BlockQuote", offset, utf16 - offset))
-    if stack:
-        raise EntityParseError(f"Can't find end of {stack[-1][0]} entity at byte offset {stack[-1][3]}")
-    return "".join(out), _sort_entities(entities)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1984,16 +1731,17 @@ class FakeBotAPI:
         if mode in ("", "none"):
             text = raw
             entities = self._parse_entities_param(params, entities_name, raw)
-        elif mode in ("html", "markdown", "markdownv2"):
+        elif mode == "html":
             try:
-                if mode == "html":
-                    text, entities = parse_html(raw, strict_entities=self.html_strict_entities)
-                elif mode == "markdown":
-                    text, entities = parse_markdown(raw)
-                else:
-                    text, entities = parse_markdown_v2(raw)
+                text, entities = parse_html(raw, strict_entities=self.html_strict_entities)
             except EntityParseError as exc:
                 raise _bad(f"can't parse entities: {exc}") from None
+        elif mode in ("markdown", "markdownv2"):
+            # Telegram accepts these, but the bot sends HTML only, so the fake does not model them.
+            # Accepting the text unparsed would record markup the user would never see and let
+            # invalid Markdown through; a refusal Telegram would not give makes any test of a bot
+            # that starts using Markdown fail at its first message, saying why.
+            raise _bad(f"parse_mode {_arg(params, 'parse_mode')} is not modelled by the fake Bot API (HTML only)")
         else:
             raise _bad("unsupported parse_mode")
         text, entities = self._trim(text, entities)
