@@ -132,7 +132,7 @@ def run(settings: Settings, survey: Survey) -> int:
     """Run the Telegram bot until interrupted."""
     if settings.bot_token is None:
         return fail("BOT_TOKEN is not set")
-    from bot.telegram_app import run_bot
+    from bot.telegram.app import run_bot
 
     # One event loop for the database connection and python-telegram-bot (run_polling uses the
     # current loop), so nothing created here is bound to a loop that has gone away.

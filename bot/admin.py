@@ -27,7 +27,7 @@ from conversation.render import Button, Reply, esc
 from conversation.state import Report, ReportStatus
 
 if TYPE_CHECKING:
-    from bot.handlers import TelegramFrontEnd
+    from bot.telegram.handlers import TelegramFrontEnd
 
 logger = logging.getLogger(__name__)
 

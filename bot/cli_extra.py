@@ -35,7 +35,7 @@ async def cmd_remind(args: argparse.Namespace, settings: Settings, survey: Surve
         return 2
     from telegram import Bot
 
-    from bot.outputs import broadcaster
+    from bot.telegram.outputs import broadcaster
 
     async with Bot(
         settings.bot_token.get_secret_value(),

@@ -150,7 +150,7 @@ async def test_broadcast_over_the_bot_api_keeps_pace_and_reaches_everyone_once(s
 
     from telegram import Bot
 
-    from bot.outputs import broadcaster
+    from bot.telegram.outputs import broadcaster
     from tests.fakes.bot_api import FakeBotAPI
 
     with FakeBotAPI() as api:

@@ -32,13 +32,13 @@ from telegram.ext import Application, ContextTypes
 
 from bot import admin, privacy
 from bot.exports import export_reports
-from bot.inputs import command_of, message_input
-from bot.keyboards import KeyboardLedger
-from bot.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
 from bot.receipt import receipt_filename, render_receipt
 from bot.service import Blocked, FileTooBig, IntakeService, Outcome
 from bot.settings import Settings
 from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
+from bot.telegram.inputs import command_of, message_input
+from bot.telegram.keyboards import KeyboardLedger
+from bot.telegram.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
 from conversation import callbacks
 from conversation.i18n import Translator, get_translator, pick_language
 from conversation.render import Reply, esc
@@ -67,7 +67,7 @@ class TelegramFrontEnd:
         self.contact_keyboards: set[int] = set()
         self.bot_username: str | None = None
         self.admins_seen: set[tuple[int, int, str]] = set()
-        # Redelivered updates already applied before a crash (filled by bot.polling.DurablePolling):
+        # Redelivered updates already applied before a crash (filled by bot.telegram.polling.DurablePolling):
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None

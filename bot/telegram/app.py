@@ -35,16 +35,16 @@ from telegram.ext import (
 
 from bot import backup, startup
 from bot.cli_extra import policy_from
-from bot.handlers import TelegramFrontEnd
 from bot.monitoring import MetricsServer, health_check
-from bot.outputs import broadcaster, call_with_retry
-from bot.polling import DurablePolling
 from bot.reminders import send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
-from bot.transport import BotApiRequest
-from bot.webhook import DurableWebhook
+from bot.telegram.handlers import TelegramFrontEnd
+from bot.telegram.outputs import broadcaster, call_with_retry
+from bot.telegram.polling import DurablePolling
+from bot.telegram.transport import BotApiRequest
+from bot.telegram.webhook import DurableWebhook
 from conversation.i18n import LANGUAGES, get_translator, pick_language, telegram_language_code
 from conversation.model import Survey
 
@@ -183,7 +183,7 @@ def build_application(
         .get_updates_request(BotApiRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
     )
-    # Updates arrive through bot.polling.DurablePolling or bot.webhook.DurableWebhook, not PTB's Updater.
+    # Updates arrive through bot.telegram.polling or bot.telegram.webhook (durably), not PTB's Updater.
     app = builder.updater(None).build()
     private = filters.ChatType.PRIVATE
     app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, front.on_message))
