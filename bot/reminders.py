@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot.metrics import REMINDERS_SENT
-from bot.service import Blocked
+from bot.service import Unreachable
 from bot.storage import City, Contact, Storage
 from conversation import callbacks, engine
 from conversation.i18n import Translator, get_translator
@@ -182,7 +182,7 @@ async def send_due(
         try:
             assert item.contact.chat_id is not None
             await send(item.contact.chat_id, reminder_reply(survey, policy, item, tr, now))
-        except Blocked:
+        except Unreachable:
             result.blocked += 1
             await storage.mark_blocked(item.contact.id)
         except Exception:  # a failed send is released so the next run tries again

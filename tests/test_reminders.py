@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from bot.reminders import AFTER_DEADLINE, ReminderPolicy, send_due
-from bot.service import Blocked
+from bot.service import Unreachable
 from bot.storage import Storage
 from conversation.loader import load_survey
 from conversation.render import Reply
@@ -27,7 +27,7 @@ class Outbox:
 
     async def __call__(self, chat_id: int, reply: Reply) -> None:
         if chat_id in self.blocked:
-            raise Blocked("Forbidden: bot was blocked by the user")
+            raise Unreachable("Forbidden: bot was blocked by the user")
         self.sent.append((chat_id, reply))
 
     def to(self, chat_id: int) -> list[str]:

@@ -33,7 +33,7 @@ from telegram.ext import Application, ContextTypes
 from bot import admin, privacy
 from bot.exports import export_reports
 from bot.receipt import receipt_filename, render_receipt
-from bot.service import Blocked, FileTooBig, IntakeService, Outcome
+from bot.service import FileTooBig, IntakeService, Outcome, Unreachable
 from bot.settings import Settings
 from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
 from bot.telegram.inputs import command_of, message_input
@@ -101,7 +101,7 @@ class TelegramFrontEnd:
         for chat_id, language in await self.team_chats():
             try:
                 await send_reply(context.bot, chat_id, make(get_translator(language)))
-            except (TelegramError, Blocked) as exc:
+            except (TelegramError, Unreachable) as exc:
                 logger.info("admin chat %s not notified: %s", chat_id, exc)
 
     async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> set[int]:
@@ -310,7 +310,7 @@ class TelegramFrontEnd:
             )
             assert self.application is not None
             await send_reply(self.application.bot, chat.id, Reply(text))
-        except (TelegramError, Blocked, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
+        except (TelegramError, Unreachable, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
             logger.warning("backlog notice to chat %s not sent: %s", chat.id, exc)
 
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
@@ -532,7 +532,7 @@ class TelegramFrontEnd:
         error = context.error
         chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
         user = update.effective_user if isinstance(update, Update) else None
-        if isinstance(error, Blocked):
+        if isinstance(error, Unreachable):
             logger.info("chat %s blocked the bot", chat_id)
             if user is not None and (contact := await self._contact_quietly(user.id)) is not None:
                 await self.storage.mark_blocked(contact.id)

@@ -8,7 +8,7 @@ Rules of this module:
   500/502/503 from Telegram) is retried with back-off. A *send* that may have run (the request
   went out, the answer never came back) is never sent again: Telegram may have delivered it,
   and a second copy would show twice. Reads and edits are safe to repeat and are retried.
-  403 (blocked) is reported to the caller, never retried.
+  403 (the contact blocked the bot) is reported as `Unreachable`, never retried.
 - Sending happens after the answer is committed; a failed send loses nothing.
 """
 
@@ -36,7 +36,7 @@ from telegram import (
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.service import Blocked
+from bot.service import Unreachable
 from conversation.render import Reply
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ async def call_with_retry(
             else:
                 await asyncio.sleep(wait)
         except Forbidden as exc:
-            raise Blocked(str(exc)) from exc
+            raise Unreachable(str(exc)) from exc
         except BadRequest:
             raise
         except NetworkError as exc:  # TimedOut included
