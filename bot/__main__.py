@@ -20,8 +20,9 @@ from bot import admin, cli_ops, cli_people
 from bot.backup import BackupError
 from bot.redaction import install_redaction
 from bot.settings import Settings, SettingsError, load_settings
-from bot.startup import StartupError, prepare_data_dir, telegram_failure
+from bot.startup import StartupError, prepare_data_dir
 from bot.storage import SchemaTooNew, Storage, StorageUnavailable
+from bot.telegram.startup import telegram_failure
 from conversation.i18n import LANGUAGES, check_catalogs, get_translator, pick_language
 from conversation.loader import SurveyError, load_survey
 from conversation.model import Survey

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import startup
 from bot.storage import SCHEMA_VERSION, Storage
+from bot.telegram import startup
 from tests.bot_process import ROOT, BotProcess, bot_environment
 from tests.fakes.bot_api import FakeBotAPI
 

@@ -7,7 +7,7 @@ Rules of this module:
 - The command menu is registered per language with setMyCommands.
 - Long polling by default; a webhook (with Telegram's secret-token header checked) when
   WEBHOOK_URL is set. Both keep every update in the database's inbox before acknowledging it.
-- Start-up goes through `bot.startup` (token checked, an unreachable Bot API retried); on SIGTERM
+- Start-up goes through `bot.telegram.startup` (token checked, an unreachable Bot API retried); on SIGTERM
   or SIGINT receiving stops, handlers in flight get `STOP_GRACE` seconds, the rest stays in the inbox.
 - `/healthz` and `/metrics` are on the webhook's server, or on METRICS_PORT when polling.
 """
@@ -43,6 +43,7 @@ from bot.storage import Storage
 from bot.telegram.handlers import TelegramFrontEnd
 from bot.telegram.outputs import broadcaster, call_with_retry
 from bot.telegram.polling import DurablePolling
+from bot.telegram.startup import connect
 from bot.telegram.transport import BotApiRequest
 from bot.telegram.webhook import DurableWebhook
 from conversation.i18n import LANGUAGES, get_translator, pick_language, telegram_language_code
@@ -299,7 +300,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    if not await startup.connect(app.bot, settings.bot_api_base_url, stopping):
+    if not await connect(app.bot, settings.bot_api_base_url, stopping):
         return  # stopped while the Bot API was unreachable
     await app.initialize()
     try:
