@@ -144,8 +144,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def remind(args: argparse.Namespace) -> dict[str, Any]:
     """One `send_due` run through the real Bot API client."""
-    from bot.cli_extra import policy_from
-    from bot.reminders import send_due
+    from bot.reminders import policy_from, send_due
     from bot.settings import Settings
     from bot.storage import Storage
     from bot.telegram.outputs import broadcaster

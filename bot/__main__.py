@@ -212,14 +212,9 @@ async def cmd_invite(args: argparse.Namespace, settings: Settings, survey: Surve
         return fail("BOT_TOKEN is needed to look up the bot's username for the link")
     if args.joined and not admin._is_month(args.joined):
         return fail("--joined must look like 2019-03")
-    from telegram import Bot
+    from bot.telegram.client import bot_username
 
-    async with Bot(
-        settings.bot_token.get_secret_value(),
-        base_url=settings.bot_api_base_url,
-        base_file_url=settings.bot_api_file_url,
-    ) as bot:
-        username = bot.username
+    username = await bot_username(settings)
     from bot.service import utc_now
 
     if args.from_file is not None:

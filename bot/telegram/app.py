@@ -34,9 +34,8 @@ from telegram.ext import (
 )
 
 from bot import backup, startup
-from bot.cli_extra import policy_from
 from bot.monitoring import MetricsServer, health_check
-from bot.reminders import send_due
+from bot.reminders import policy_from, send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
