@@ -23,15 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import BotCommand, Update
-from telegram.ext import (
-    Application,
-    BaseUpdateProcessor,
-    CallbackQueryHandler,
-    ChatMemberHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes
 
 from bot import backup, startup
 from bot.monitoring import MetricsServer, health_check
@@ -39,7 +31,7 @@ from bot.reminders import policy_from, send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
-from bot.telegram.handlers import TelegramFrontEnd
+from bot.telegram.handlers import TelegramFrontEnd, UpdateContext
 from bot.telegram.outputs import broadcaster, call_with_retry
 from bot.telegram.polling import DurablePolling
 from bot.telegram.startup import connect
@@ -182,17 +174,11 @@ def build_application(
         .request(request)
         .get_updates_request(BotApiRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
+        .context_types(ContextTypes(context=UpdateContext))
     )
     # Updates arrive through bot.telegram.polling or bot.telegram.webhook (durably), not PTB's Updater.
     app = builder.updater(None).build()
-    private = filters.ChatType.PRIVATE
-    app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, front.on_message))
-    app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, front.on_edited))
-    app.add_handler(CallbackQueryHandler(front.on_callback))
-    app.add_handler(MessageHandler(~private, front.on_not_private))
-    app.add_handler(ChatMemberHandler(front.on_not_private, ChatMemberHandler.MY_CHAT_MEMBER))
-    app.add_error_handler(front.on_error)
-    front.attach(app)
+    front.install(app)
     if isinstance(app.update_processor, PerChatSequential):
         app.update_processor.on_overflow = front.on_backlog_overflow
     if app.job_queue is not None and settings.reminders_enabled:
@@ -217,7 +203,6 @@ def build_application(
 
 async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
     """Register the command menu in every language once the bot is known."""
-    front.bot_username = app.bot.username
     await front.service.clean_files()
     await front.keyboards.load()
     await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")

@@ -1,11 +1,17 @@
-"""Thin Telegram callbacks: translate the update, run the service, send what it rendered.
+"""The contacts' side of the bot in Telegram: the routing table and one small handler per kind of update.
 
 Rules of this module:
+- Routing is python-telegram-bot's: handlers in groups, tried in order (`TelegramFrontEnd.install`).
+  First the team's chats are noted; then the entry points that need no contact (other chats, the
+  team's commands and Remove buttons, invitation links); then `identify`, once for every other
+  update; then one handler per kind of input. A handler that finishes an update stops the groups
+  after it (`ApplicationHandlerStop`), and so does a failure (`on_error`).
 - Private chats only; the bot leaves groups and channels politely.
 - Someone without an invitation learns how to get one and nothing else; so does an account that
   opens a link meant for someone else, an expired link, or a city it was removed from.
 - A contact removed by the team sees nothing of the city from that moment: an input in flight
   when the removal lands is dropped whole (storage refuses the save).
+- A redelivered update already applied before a crash changes nothing (`identify` stops it).
 - The answer is committed (inside the service) before any reply is attempted.
 - Button payloads are client input: decoded and checked, stale ones change nothing.
 - Only the newest question keeps live buttons: the previous keyboard is removed while the
@@ -19,39 +25,106 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from telegram import CallbackQuery, Chat, InputFile, Message, Update, User
+from telegram import Chat, InputFile, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackContext,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ExtBot,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot import admin, privacy
-from bot.exports import export_reports
 from bot.receipt import receipt_filename, render_receipt
 from bot.service import FileTooBig, IntakeService, Outcome, Unreachable
 from bot.settings import Settings
 from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
-from bot.telegram.inputs import command_of, message_input
+from bot.telegram import inputs
+from bot.telegram.admin import CHAT_COMMANDS, REMOVE_PATTERN, TeamChat, join_notice
 from bot.telegram.keyboards import KeyboardLedger
-from bot.telegram.outputs import call_with_retry, edit_reply, remove_keyboard, send_reply
+from bot.telegram.outputs import answer_query, call_with_retry, edit_reply, remove_keyboard, send_reply
 from conversation import callbacks
-from conversation.i18n import Translator, get_translator, pick_language
+from conversation.i18n import Translator, get_translator
 from conversation.render import Reply, esc
 from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected, Report, Session
 
 logger = logging.getLogger(__name__)
 
-Context = ContextTypes.DEFAULT_TYPE
 # Commands a contact runs outside the questionnaire.
 CONTACT_COMMANDS = frozenset({"reminders", "colleague", "mydata"})
 # Unused colleague links one contact may hold at a time (each is single-use and expires).
 COLLEAGUE_LINK_CAP = 5
 UNINVITED_QUIET = 300.0  # seconds: someone without an invitation gets at most one reply in this time
+# Handler groups, run in this order for every update.
+TEAM_CHATS, ENTRY, IDENTIFY, INPUT = -3, -2, -1, 0
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The contact an update comes from, with their report and place in it as `identify` read them."""
+
+    contact: Contact
+    report: Report
+    session: Session
+
+
+class UpdateContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """python-telegram-bot's context of one update (one per update, shared by its handler groups),
+    carrying the sender `identify` found to the handler after it."""
+
+    def __init__(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        chat_id: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
+        super().__init__(application, chat_id, user_id)
+        self._sender: Sender | None = None
+
+    @property
+    def sender(self) -> Sender:
+        """Who sent the update (the handlers that read it run after `identify`, which sets it)."""
+        assert self._sender is not None
+        return self._sender
+
+    @sender.setter
+    def sender(self, sender: Sender) -> None:
+        self._sender = sender
+
+
+Context = UpdateContext
+Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
+
+
+def final(callback: Callback) -> Callback:
+    """A handler after which no later group sees the update."""
+
+    @functools.wraps(callback)
+    async def run(update: Update, context: Context) -> None:
+        await callback(update, context)
+        raise ApplicationHandlerStop
+
+    return run
+
+
+def chat_of(update: Update) -> int:
+    """The private chat an update belongs to (a button under an inaccessible message: its user's)."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    assert update.effective_user is not None
+    return update.effective_user.id
 
 
 class TelegramFrontEnd:
@@ -61,13 +134,12 @@ class TelegramFrontEnd:
         self.service = service
         self.storage = storage
         self.settings = settings
+        self.team = TeamChat(service, storage, settings)
         # chat id -> id of the newest message with inline buttons (to retire stale keyboards)
         self.keyboards = KeyboardLedger(storage)
         # chats whose "share my phone number" keyboard is showing
         self.contact_keyboards: set[int] = set()
-        self.bot_username: str | None = None
-        self.admins_seen: set[tuple[int, int, str]] = set()
-        # Redelivered updates already applied before a crash (filled by bot.telegram.polling.DurablePolling):
+        # Redelivered updates already applied before a crash (filled by bot.telegram.inbox):
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
@@ -78,31 +150,36 @@ class TelegramFrontEnd:
         """Write what must outlive this run (the live keyboards)."""
         await self.keyboards.close()
 
-    def attach(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Remember the application (for jobs and the bot's username)."""
+    def install(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Register the handlers (the routing table) and remember the application."""
         self.application = application
+        private = filters.ChatType.PRIVATE
+        new_message = private & filters.UpdateType.MESSAGE
+        team = filters.User(user_id=self.settings.admin_ids)
+        add = application.add_handler
+        add(MessageHandler(new_message & team, self.team.remember_chat), TEAM_CHATS)
+        # Entry points that need no contact; each finishes its update.
+        add(MessageHandler(~private, final(self.on_not_private)), ENTRY)
+        add(ChatMemberHandler(final(self.on_not_private), ChatMemberHandler.MY_CHAT_MEMBER), ENTRY)
+        for name in sorted(CHAT_COMMANDS):
+            add(CommandHandler(name, final(self.team.command(name)), filters=new_message & team), ENTRY)
+        add(CommandHandler("start", final(self.on_invitation), filters=new_message, has_args=True), ENTRY)
+        add(CallbackQueryHandler(final(self.team.on_remove), pattern=REMOVE_PATTERN), ENTRY)
+        # Everything else comes from a contact (or is answered and stopped here).
+        add(TypeHandler(Update, self.identify), IDENTIFY)
+        add(CommandHandler("start", self.on_start, filters=new_message), INPUT)
+        contact_commands = {"reminders": self.on_reminders, "colleague": self.on_colleague, "mydata": self.on_mydata}
+        for name in sorted(CONTACT_COMMANDS):
+            add(CommandHandler(name, contact_commands[name], filters=new_message), INPUT)
+        add(CallbackQueryHandler(self.on_button), INPUT)
+        add(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE & inputs.TEXT, self.on_edited), INPUT)
+        add(MessageHandler(new_message & inputs.TEXT, self.on_text), INPUT)
+        add(MessageHandler(new_message & filters.CONTACT, self.on_contact), INPUT)
+        add(MessageHandler(new_message & inputs.FILES, self.on_file), INPUT)
+        add(MessageHandler(new_message, self.on_other), INPUT)
+        application.add_error_handler(self.on_error)
 
     # -- helpers
-
-    def user_language(self, user: User | None) -> str:
-        """The language a Telegram user's `language_code` selects, with the team's regional defaults."""
-        return pick_language(user.language_code if user else None, self.settings.regional_defaults)
-
-    def is_admin(self, user_id: int | None) -> bool:
-        """Whether this Telegram user belongs to the coordination team."""
-        return user_id is not None and user_id in self.settings.admin_ids
-
-    async def team_chats(self) -> list[tuple[int, str]]:
-        """(chat id, language) of the team's chats, only for users in the current ADMIN_IDS."""
-        return [(chat, language) for user, chat, language in await self.storage.admin_chats() if self.is_admin(user)]
-
-    async def tell_team(self, context: Context, make: Callable[[Translator], Reply]) -> None:
-        """Send every team chat a notice, in its language; a chat that cannot be reached is skipped."""
-        for chat_id, language in await self.team_chats():
-            try:
-                await send_reply(context.bot, chat_id, make(get_translator(language)))
-            except (TelegramError, Unreachable) as exc:
-                logger.info("admin chat %s not notified: %s", chat_id, exc)
 
     async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> set[int]:
         """Send replies in order, retiring the previous keyboard when a new one appears; return the
@@ -180,200 +257,57 @@ class TelegramFrontEnd:
             contact, event, fetch=fetch, message_id=message_id, update_id=update_id, loaded=loaded
         )
 
-    async def replayed(self, context: Context, update: Update, contact: Contact, chat_id: int) -> bool:
-        """A redelivered update already applied before a crash: show where the contact is, apply nothing."""
-        if update.update_id not in self.replays:
-            return False
-        show = self.replays.pop(update.update_id)
-        # A replayed button press is not answered: it was answered before the crash, or its query
-        # has expired since; Telegram refuses both.
-        if show:
-            await self.deliver(context, chat_id, (await self.service.where(contact)).replies)
-        return True
-
-    # -- messages
-
-    async def on_message(self, update: Update, context: Context) -> None:
-        """A new message in a private chat."""
-        message = update.effective_message
-        user = update.effective_user
-        if message is None or user is None:
-            return
-        chat_id = message.chat_id
-        tr = get_translator(self.user_language(user))
-        cmd = command_of(message.text or "", context.bot.username)
-        if self.is_admin(user.id):
-            if (user.id, chat_id, tr.language) not in self.admins_seen:  # one write per admin and chat, not per message
-                await self.storage.remember_admin(user.id, chat_id, tr.language)
-                self.admins_seen.add((user.id, chat_id, tr.language))
-            if cmd is not None and cmd[0] in admin.CHAT_COMMANDS:
-                await self.deliver(context, chat_id, await admin.chat_command(self, chat_id, cmd[0], cmd[1], tr))
-                return
-        if cmd is not None and cmd[0] == "start" and cmd[1]:
-            await self.redeem(update, context, cmd[1], tr)
-            return
-        found = await self.storage.contact_with_state(user.id)
-        if found is None:
-            if self.is_admin(user.id):
-                await self.deliver(context, chat_id, admin.admin_welcome(self, tr))
-                return
-            if self.may_answer_uninvited(user.id):
-                await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
-            return
-        contact, report, session = found
-        if contact.blocked or contact.chat_id != chat_id:
-            await self.storage.rebind_chat(contact.id, chat_id)
-        if await self.replayed(context, update, contact, chat_id):
-            return
-        event = message_input(message, context.bot.username)
-        if cmd is not None and cmd[0] == "start":
-            outcome = await self.service.begin(contact, update_id=update.update_id)
-        elif cmd is not None and cmd[0] in CONTACT_COMMANDS:
-            await self.contact_command(context, contact, chat_id, cmd[0])
-            return
-        else:
-            outcome = await self.run(context, contact, event, update.update_id, message.message_id, (report, session))
+    async def show(self, context: Context, chat_id: int, contact: Contact, outcome: Outcome) -> None:
+        """Send what an input produced; after a submission, the receipt and the team's notice."""
         await self.deliver(context, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
 
-    async def contact_command(self, context: Context, contact: Contact, chat_id: int, name: str) -> None:
-        """/reminders, /colleague or /mydata."""
-        if name == "reminders":
-            await self.toggle_reminders(context, contact, chat_id)
-        elif name == "colleague":
-            await self.colleague_link(context, contact, chat_id)
-        else:
-            city = await self.storage.get_report(contact.report_id)
-            data = await self.storage.personal_data(contact.id)
-            reply = privacy.my_data(data, city, get_translator(contact.language), self.service.survey.contact_email)
-            await self.deliver(context, chat_id, [reply])
+    # -- who is writing
 
-    async def colleague_link(self, context: Context, contact: Contact, chat_id: int) -> None:
-        """/colleague: a personal, single-use link to this contact's city for one colleague."""
-        tr = get_translator(contact.language)
-        now = self.service.clock()
-        expires = now + dt.timedelta(days=self.settings.invitation_days)
-        try:
-            ((token, _id),) = await self.storage.create_invitations(
-                [(contact.report_id, None, None)],
-                now,
-                max_uses=1,
-                expires_at=expires,
-                invited_by=contact.id,
-                colleague_cap=COLLEAGUE_LINK_CAP,
-            )
-        except TooManyLinks:
-            text = tr.t(
-                "You already have {count} colleague links that nobody has used yet. "
-                "Please wait until they are used or expire.",
-                count=COLLEAGUE_LINK_CAP,
-            )
-            await self.say(context, chat_id, text)
-            return
-        city = await self.storage.get_report(contact.report_id)
-        link = admin.deep_link(self.bot_username or context.bot.username, token)
-        text = tr.t(
-            "Send this personal link to one colleague of {city}. It works for one Telegram account "
-            "and until {date}; the coordination team sees that you invited them:",
-            city=esc(city.name if city else ""),
-            date=tr.format_date(expires.date()),
-        )
-        await self.say(context, chat_id, f"{text}\n{esc(link)}")
+    async def identify(self, update: Update, context: Context) -> None:
+        """Find the contact behind an update, once for every handler after this one.
 
-    def may_answer_uninvited(self, user_id: int) -> bool:
-        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
-        so a stranger's flood costs one message, not one per message."""
-        now = time.monotonic()
-        last = self.uninvited_replied.get(user_id)
-        if last is not None and now - last < UNINVITED_QUIET:
-            return False
-        if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
-            self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
-        self.uninvited_replied[user_id] = now
-        return True
-
-    async def on_backlog_overflow(self, update: Update) -> None:
-        """A chat sent more updates at once than it may queue: tell an invited contact, once, that the
-        extra ones were not taken (someone without an invitation is not answered again)."""
-        chat = update.effective_chat
+        Someone without a city is answered here (a team member sees what they can do, anyone else
+        how to get an invitation, at most once per `UNINVITED_QUIET`) and the update goes no further;
+        so does an update applied before a crash (the contact is shown where they are).
+        """
         user = update.effective_user
-        if chat is None or user is None or chat.type != ChatType.PRIVATE:
-            return
-        try:
-            contact = await self.storage.contact_by_telegram_user(user.id)
-            if contact is None:
-                return
-            _ = get_translator(contact.language).t
-            text = _(
-                "You sent many messages at once. I took the first ones in order, but not the rest. "
-                "Please check with /review and send again what is missing, one message at a time."
-            )
-            assert self.application is not None
-            await send_reply(self.application.bot, chat.id, Reply(text))
-        except (TelegramError, Unreachable, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
-            logger.warning("backlog notice to chat %s not sent: %s", chat.id, exc)
+        if user is None:
+            raise ApplicationHandlerStop
+        chat_id = chat_of(update)
+        found = await self.storage.contact_with_state(user.id)
+        if found is None:
+            tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
+            if update.callback_query is not None:
+                await answer_query(update.callback_query, tr.t("That button is no longer active."))
+            elif update.message is not None:
+                if self.team.is_member(user.id):
+                    await self.team.welcome(context, chat_id, tr)
+                elif self.may_answer_uninvited(user.id):
+                    await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+            raise ApplicationHandlerStop
+        contact, report, session = found
+        if update.message is not None and (contact.blocked or contact.chat_id != chat_id):
+            await self.storage.rebind_chat(contact.id, chat_id)
+        if update.update_id in self.replays:
+            show = self.replays.pop(update.update_id)
+            # A replayed button press is not answered: it was answered before the crash, or its
+            # query has expired since; Telegram refuses both. A replayed edit shows nothing.
+            if show and update.edited_message is None:
+                await self.deliver(context, chat_id, (await self.service.where(contact)).replies)
+            raise ApplicationHandlerStop
+        context.sender = Sender(contact, report, session)
 
-    async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
-        """/reminders: pause or resume deadline reminders for this contact."""
-        paused = not contact.reminders_paused
-        await self.storage.set_reminders_paused(contact.id, paused)
-        _ = get_translator(contact.language).t
-        text = (
-            _("Deadline reminders are paused. Send /reminders again to resume them.")
-            if paused
-            else _("Deadline reminders are on again.")
-        )
-        await self.say(context, chat_id, text)
+    # -- invitation links
 
-    async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
-        """Send the contact a readable copy of the report and tell the coordination team."""
-        if not any(isinstance(e, Notice) and e.code == "submitted" for e in outcome.effects):
-            return
-        city = await self.storage.get_report(contact.report_id)
-        if city is None or contact.chat_id is None:
-            return
-        now = self.service.clock()
-        tr = outcome.translator
-        document = render_receipt(self.service.survey, city.name, city.country, outcome.report, tr, generated_at=now)
-        try:
-            await call_with_retry(
-                functools.partial(
-                    context.bot.send_document,
-                    contact.chat_id,
-                    document=InputFile(document, filename=receipt_filename(city.name)),
-                    caption=tr.t("A copy of your submitted report."),
-                ),
-                what="sendDocument",
-            )
-        except TelegramError as exc:  # the report is stored; the copy can be asked for again with /review
-            logger.warning("receipt for report %s not sent: %s", contact.report_id, exc)
-        await self.tell_team(
-            context,
-            lambda admin_tr: Reply(
-                admin_tr.t(
-                    "✅ {city} ({country}) submitted its Biennial Progress Report.",
-                    city=esc(city.name),
-                    country=esc(city.country),
-                )
-            ),
-        )
-
-    async def send_export(self, chat_id: int, tr: Translator) -> Reply:
-        """Send the coordination team every report as a spreadsheet, in the chat."""
-        assert self.application is not None
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "gnlc-reports.xlsx"
-            count = await export_reports(self.storage, self.service.survey, "xlsx", path, header_language=tr.language)
-            data = path.read_bytes()
-        await call_with_retry(
-            functools.partial(
-                self.application.bot.send_document,
-                chat_id,
-                document=InputFile(data, filename="gnlc-reports.xlsx"),
-            ),
-            what="sendDocument",
-        )
-        return Reply(tr.n("{count} report exported.", "{count} reports exported.", count))
+    async def on_invitation(self, update: Update, context: Context) -> None:
+        """/start with a link's token: bind the user to a city through their personal invitation."""
+        message, user = update.message, update.effective_user
+        assert message is not None and user is not None
+        token = inputs.command_argument(message)
+        assert token is not None  # routed here by a CommandHandler with arguments
+        tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
+        await self.redeem(update, context, token, tr)
 
     async def redeem(self, update: Update, context: Context, token: str, tr: Translator) -> None:
         """Bind the user to a city through their personal invitation link."""
@@ -402,41 +336,161 @@ class TelegramFrontEnd:
         outcome = await self.service.begin(contact)
         await self.deliver(context, message.chat_id, outcome.replies)
         if city is not None and result.outcome is Redeemed.JOINED:
-            await self.tell_team(context, functools.partial(admin.join_notice, result, city))
+            await self.team.tell(context, functools.partial(join_notice, result, city))
 
-    async def remove_from_notice(self, context: Context, query: CallbackQuery, target: tuple[int, int]) -> None:
-        """A join notice's Remove button, pressed by a member of the team."""
-        user = query.from_user
-        tr = get_translator(pick_language(user.language_code))
-        contact_id, report_id = target
-        removed = await self.storage.remove_contact(report_id, contact_id=contact_id, now=self.service.clock())
-        message = query.message if isinstance(query.message, Message) else None
-        if removed is None:
-            await self.answer(query, tr.t("This contact was already removed."))
-        else:
-            await self.answer(query, tr.t("Removed."))
-        if message is not None:
-            done = tr.t("Removed by {person}.", person=esc(user.full_name)) if removed else ""
-            text = message.text_html + ("\n" + done if done else "")
-            if not await edit_reply(context.bot, message.chat_id, message.message_id, Reply(text)):
-                await remove_keyboard(context.bot, message.chat_id, message.message_id)
+    # -- a contact's commands outside the questionnaire
+
+    async def on_start(self, update: Update, context: Context) -> None:
+        """/start without a link: the introduction, or where the contact is."""
+        sender = context.sender
+        outcome = await self.service.begin(sender.contact, update_id=update.update_id)
+        await self.show(context, chat_of(update), sender.contact, outcome)
+
+    async def on_reminders(self, update: Update, context: Context) -> None:
+        """/reminders: pause or resume deadline reminders."""
+        await self.toggle_reminders(context, context.sender.contact, chat_of(update))
+
+    async def on_colleague(self, update: Update, context: Context) -> None:
+        """/colleague: a personal, single-use link for one colleague of the same city."""
+        await self.colleague_link(context, context.sender.contact, chat_of(update))
+
+    async def on_mydata(self, update: Update, context: Context) -> None:
+        """/mydata: what is stored about the contact."""
+        contact = context.sender.contact
+        city = await self.storage.get_report(contact.report_id)
+        data = await self.storage.personal_data(contact.id)
+        reply = privacy.my_data(data, city, get_translator(contact.language), self.service.survey.contact_email)
+        await self.deliver(context, chat_of(update), [reply])
+
+    async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
+        """/reminders: pause or resume deadline reminders for this contact."""
+        paused = not contact.reminders_paused
+        await self.storage.set_reminders_paused(contact.id, paused)
+        _ = get_translator(contact.language).t
+        text = (
+            _("Deadline reminders are paused. Send /reminders again to resume them.")
+            if paused
+            else _("Deadline reminders are on again.")
+        )
+        await self.say(context, chat_id, text)
+
+    async def colleague_link(self, context: Context, contact: Contact, chat_id: int) -> None:
+        """/colleague: a personal, single-use link to this contact's city for one colleague."""
+        tr = get_translator(contact.language)
+        now = self.service.clock()
+        expires = now + dt.timedelta(days=self.settings.invitation_days)
+        try:
+            ((token, _id),) = await self.storage.create_invitations(
+                [(contact.report_id, None, None)],
+                now,
+                max_uses=1,
+                expires_at=expires,
+                invited_by=contact.id,
+                colleague_cap=COLLEAGUE_LINK_CAP,
+            )
+        except TooManyLinks:
+            text = tr.t(
+                "You already have {count} colleague links that nobody has used yet. "
+                "Please wait until they are used or expire.",
+                count=COLLEAGUE_LINK_CAP,
+            )
+            await self.say(context, chat_id, text)
+            return
+        city = await self.storage.get_report(contact.report_id)
+        link = admin.deep_link(context.bot.username, token)
+        text = tr.t(
+            "Send this personal link to one colleague of {city}. It works for one Telegram account "
+            "and until {date}; the coordination team sees that you invited them:",
+            city=esc(city.name if city else ""),
+            date=tr.format_date(expires.date()),
+        )
+        await self.say(context, chat_id, f"{text}\n{esc(link)}")
+
+    def may_answer_uninvited(self, user_id: int) -> bool:
+        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
+        so a stranger's flood costs one message, not one per message."""
+        now = time.monotonic()
+        last = self.uninvited_replied.get(user_id)
+        if last is not None and now - last < UNINVITED_QUIET:
+            return False
+        if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
+            self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
+        self.uninvited_replied[user_id] = now
+        return True
+
+    async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
+        """Send the contact a readable copy of the report and tell the coordination team."""
+        if not any(isinstance(e, Notice) and e.code == "submitted" for e in outcome.effects):
+            return
+        city = await self.storage.get_report(contact.report_id)
+        if city is None or contact.chat_id is None:
+            return
+        now = self.service.clock()
+        tr = outcome.translator
+        document = render_receipt(self.service.survey, city.name, city.country, outcome.report, tr, generated_at=now)
+        try:
+            await call_with_retry(
+                functools.partial(
+                    context.bot.send_document,
+                    contact.chat_id,
+                    document=InputFile(document, filename=receipt_filename(city.name)),
+                    caption=tr.t("A copy of your submitted report."),
+                ),
+                what="sendDocument",
+            )
+        except TelegramError as exc:  # the report is stored; the copy can be asked for again with /review
+            logger.warning("receipt for report %s not sent: %s", contact.report_id, exc)
+        await self.team.tell(
+            context,
+            lambda admin_tr: Reply(
+                admin_tr.t(
+                    "✅ {city} ({country}) submitted its Biennial Progress Report.",
+                    city=esc(city.name),
+                    country=esc(city.country),
+                )
+            ),
+        )
+
+    # -- answers
+
+    async def on_text(self, update: Update, context: Context) -> None:
+        """A text message: an answer, or a command of the questionnaire (/skip, /edit, an unknown one)."""
+        assert update.message is not None and update.message.text is not None
+        await self.answer(update, context, inputs.text_input(update.message.text, context.bot.username))
+
+    async def on_contact(self, update: Update, context: Context) -> None:
+        """A shared phone number."""
+        assert update.message is not None
+        await self.answer(update, context, inputs.contact_input(update.message))
+
+    async def on_file(self, update: Update, context: Context) -> None:
+        """A document, photo, video or audio file."""
+        assert update.message is not None
+        await self.answer(update, context, inputs.file_input(update.message))
+
+    async def on_other(self, update: Update, context: Context) -> None:
+        """Any other message (a sticker, a location …): a polite reply, the conversation goes on."""
+        assert update.message is not None
+        await self.answer(update, context, inputs.unsupported_input(update.message))
+
+    async def answer(self, update: Update, context: Context, event: Input) -> None:
+        """One new message's input through the service, then the replies."""
+        message, sender = update.message, context.sender
+        assert message is not None
+        loaded = (sender.report, sender.session)
+        outcome = await self.run(context, sender.contact, event, update.update_id, message.message_id, loaded)
+        await self.show(context, message.chat_id, sender.contact, outcome)
 
     async def on_edited(self, update: Update, context: Context) -> None:
         """The contact edited a message they sent: update the answer it carried."""
         message = update.edited_message
-        user = update.effective_user
-        if message is None or user is None or message.text is None:
-            return
-        contact = await self.storage.contact_by_telegram_user(user.id)
-        if contact is None:
-            return
+        assert message is not None and message.text is not None
+        contact = context.sender.contact
         found = await self.storage.answer_message(contact.id, message.message_id)
         if found is None:
             logger.debug("edit of message %s maps to no answer", message.message_id)
             return
         question_id, previous = found
-        if self.replays.pop(update.update_id, None) is not None:
-            return  # this edit was applied before the crash
         outcome = await self.run(context, contact, EditInput(question_id, message.text, previous), update.update_id)
         if not any(isinstance(e, Rejected) for e in outcome.effects):
             await self.storage.remember_answer_message(contact.id, message.message_id, question_id, message.text)
@@ -444,36 +498,28 @@ class TelegramFrontEnd:
 
     # -- buttons
 
-    async def on_callback(self, update: Update, context: Context) -> None:
+    async def on_button(self, update: Update, context: Context) -> None:
         """A button press: validate, apply, then tidy the keyboard."""
-        query = update.callback_query
-        user = update.effective_user
-        if query is None or user is None:
-            return
-        tr = get_translator(self.user_language(user))
+        query, user = update.callback_query, update.effective_user
+        assert query is not None and user is not None
         message = query.message if isinstance(query.message, Message) else None
-        target = admin.parse_remove(query.data)
-        if target is not None and self.is_admin(user.id):
-            await self.remove_from_notice(context, query, target)
-            return
         event = callbacks.decode(query.data)
-        found = await self.storage.contact_with_state(user.id)
-        if event is None or found is None or message is None:
-            await self.answer(query, tr.t("That button is no longer active."))
+        if event is None or message is None:
+            tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
+            await answer_query(query, tr.t("That button is no longer active."))
             return
-        contact, report, session = found
-        if await self.replayed(context, update, contact, message.chat_id):
-            return
+        sender = context.sender
+        contact, report, session = sender.contact, sender.report, sender.session
         outcome = await self.run(context, contact, event, update.update_id, loaded=(report, session))
         tr = outcome.translator
         stale = [e for e in outcome.effects if isinstance(e, Rejected) and e.code == "stale_button"]
         if stale and len(outcome.effects) == 1:
-            await self.answer(query, tr.t("That button is no longer active."))
+            await answer_query(query, tr.t("That button is no longer active."))
             if self.keyboards.get(message.chat_id) != message.message_id:
                 await remove_keyboard(context.bot, message.chat_id, message.message_id)
             return
         # The spinner stops while the next question is on its way, not before it.
-        answering = asyncio.create_task(self.answer(query, None))
+        answering = asyncio.create_task(answer_query(query, None))
         replies = list(outcome.replies)
         first = outcome.effects[0] if outcome.effects else None
         if (
@@ -493,14 +539,7 @@ class TelegramFrontEnd:
             await remove_keyboard(context.bot, message.chat_id, message.message_id)
         await self.after_submission(context, contact, outcome)
 
-    async def answer(self, query: CallbackQuery, text: str | None) -> None:
-        """Stop the button's spinner (waiting out flood control); a too-old query is not worth failing over."""
-        try:
-            await call_with_retry(lambda: query.answer(text[:200] if text else None), what="answerCallbackQuery")
-        except TelegramError as exc:
-            logger.debug("answerCallbackQuery failed: %s", exc)
-
-    # -- groups, channels and errors
+    # -- groups, channels, backlogs and errors
 
     async def on_not_private(self, update: Update, context: Context) -> None:
         """The bot works only in private chats: say so once and leave."""
@@ -511,7 +550,7 @@ class TelegramFrontEnd:
         if member is not None and member.new_chat_member.status in ("left", "kicked"):
             return  # the bot has already left (or was removed): nothing to say
         user = update.effective_user
-        tr = get_translator(self.user_language(user))
+        tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
         if chat.type != Chat.CHANNEL:
             with contextlib.suppress(TelegramError):  # flood control is waited out; anything else is not worth more
                 await call_with_retry(
@@ -527,7 +566,36 @@ class TelegramFrontEnd:
         except TelegramError as exc:
             logger.info("could not leave chat %s: %s", chat.id, exc)
 
+    async def on_backlog_overflow(self, update: Update) -> None:
+        """A chat sent more updates at once than it may queue: tell an invited contact, once, that the
+        extra ones were not taken (someone without an invitation is not answered again)."""
+        chat = update.effective_chat
+        user = update.effective_user
+        if chat is None or user is None or chat.type != ChatType.PRIVATE:
+            return
+        try:
+            contact = await self.storage.contact_by_telegram_user(user.id)
+            if contact is None:
+                return
+            _ = get_translator(contact.language).t
+            text = _(
+                "You sent many messages at once. I took the first ones in order, but not the rest. "
+                "Please check with /review and send again what is missing, one message at a time."
+            )
+            assert self.application is not None
+            await send_reply(self.application.bot, chat.id, Reply(text))
+        except (TelegramError, Unreachable, StorageUnavailable) as exc:  # a courtesy; nothing is lost without it
+            logger.warning("backlog notice to chat %s not sent: %s", chat.id, exc)
+
     async def on_error(self, update: object, context: Context) -> None:
+        """Report a failure (`report_error`); no later handler group sees the update that failed."""
+        try:
+            await self.report_error(update, context)
+        except Exception:  # the report is best effort
+            logger.exception("error report failed")
+        raise ApplicationHandlerStop
+
+    async def report_error(self, update: object, context: Context) -> None:
         """Log the failure and tell the contact, politely, that their answers are safe."""
         error = context.error
         chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
@@ -537,7 +605,7 @@ class TelegramFrontEnd:
             if user is not None and (contact := await self._contact_quietly(user.id)) is not None:
                 await self.storage.mark_blocked(contact.id)
             return
-        tr = get_translator(self.user_language(user))
+        tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
         if isinstance(error, ContactRemoved):
             # Removed by the team while this input was on its way: nothing of it was kept.
             logger.info("input from a removed contact dropped (chat %s)", chat_id)

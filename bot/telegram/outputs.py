@@ -26,6 +26,7 @@ from typing import TypeVar
 import httpx
 from telegram import (
     Bot,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -34,7 +35,7 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.service import Unreachable
 from conversation.render import Reply
@@ -312,6 +313,14 @@ async def remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
         )
     except BadRequest as exc:  # already removed, or the message is gone: nothing to do
         logger.debug("keyboard of %s not removed: %s", message_id, exc)
+
+
+async def answer_query(query: CallbackQuery, text: str | None) -> None:
+    """Stop a button's spinner (waiting out flood control); a too-old query is not worth failing over."""
+    try:
+        await call_with_retry(lambda: query.answer(text[:200] if text else None), what="answerCallbackQuery")
+    except TelegramError as exc:
+        logger.debug("answerCallbackQuery failed: %s", exc)
 
 
 # Telegram allows about 30 messages per second overall; a little under leaves room for jitter.
