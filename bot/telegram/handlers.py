@@ -53,7 +53,7 @@ from bot.settings import Settings
 from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
 from bot.telegram import inputs
 from bot.telegram.admin import CHAT_COMMANDS, REMOVE_PATTERN, TeamChat, join_notice
-from bot.telegram.keyboards import KeyboardLedger
+from bot.telegram.delivery import ChatDelivery
 from bot.telegram.outputs import answer_query, call_with_retry, edit_reply, remove_keyboard, send_reply
 from conversation import callbacks
 from conversation.i18n import Translator, get_translator
@@ -135,10 +135,8 @@ class TelegramFrontEnd:
         self.storage = storage
         self.settings = settings
         self.team = TeamChat(service, storage, settings)
-        # chat id -> id of the newest message with inline buttons (to retire stale keyboards)
-        self.keyboards = KeyboardLedger(storage)
-        # chats whose "share my phone number" keyboard is showing
-        self.contact_keyboards: set[int] = set()
+        self.delivery = ChatDelivery(storage)
+        self.keyboards = self.delivery.keyboards  # chat id -> the message whose buttons are live
         # Redelivered updates already applied before a crash (filled by bot.telegram.inbox):
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
@@ -181,56 +179,6 @@ class TelegramFrontEnd:
 
     # -- helpers
 
-    async def deliver(self, context: Context, chat_id: int, replies: tuple[Reply, ...] | list[Reply]) -> set[int]:
-        """Send replies in order, retiring the previous keyboard when a new one appears; return the
-        ids of the messages whose keyboards were retired."""
-        bot = context.bot
-        moving_on = any(r.buttons for r in replies) and not any(r.request_contact_label for r in replies)
-        if chat_id in self.contact_keyboards and moving_on:
-            # The "share my phone number" keyboard can only be removed by a message without inline
-            # buttons: acknowledge with a short one before the next question.
-            tr = get_translator(await self._language_of(chat_id))
-            await send_reply(bot, chat_id, Reply(tr.t("Thank you.")), remove_reply_keyboard=True)
-            self.contact_keyboards.discard(chat_id)
-        retiring: dict[int, asyncio.Task[None]] = {}
-        try:
-            for reply in replies:
-                sending = asyncio.ensure_future(send_reply(bot, chat_id, reply))
-                if reply.buttons or reply.request_contact_label:
-                    old = self.keyboards.pop(chat_id)
-                    if old is not None:
-                        # Started once the reply's request is on its way (the contact waits for the
-                        # reply, not for this), and awaited below, so it overlaps the reply's round trip.
-                        retiring[old] = asyncio.create_task(self.retire_keyboard(bot, chat_id, old))
-                sent = await sending
-                if reply.request_contact_label:
-                    self.contact_keyboards.add(chat_id)
-                if reply.buttons and sent is not None:  # None: Telegram never said whether it arrived
-                    self.keyboards.set(chat_id, sent.message_id)
-        finally:
-            if retiring:
-                await asyncio.gather(*retiring.values(), return_exceptions=True)
-        return set(retiring)
-
-    async def retire_keyboard(self, bot: Any, chat_id: int, message_id: int) -> None:
-        """Remove a message's keyboard once the database knows it is gone, so a replay after a crash
-        never asks Telegram to remove it again (Telegram refuses: the message is not modified)."""
-        try:
-            await self.keyboards.forget_now(chat_id)
-        except StorageUnavailable as exc:
-            logger.warning("keyboard of chat %s not retired (%s)", chat_id, exc)
-            return
-        await remove_keyboard(bot, chat_id, message_id)
-
-    async def _language_of(self, chat_id: int) -> str:
-        """The language of the contact in this private chat (English if unknown)."""
-        contact = await self.storage.contact_by_telegram_user(chat_id)
-        return contact.language if contact is not None else "en"
-
-    async def say(self, context: Context, chat_id: int, text: str) -> None:
-        """Send one plain notice."""
-        await self.deliver(context, chat_id, [Reply(text)])
-
     async def fetch_file(self, context: Context, file: FileInput) -> bytes:
         """Download a file through getFile, refusing one larger than declared limits."""
         tg_file = await call_with_retry(lambda: context.bot.get_file(file.file_id), what="getFile")
@@ -259,7 +207,7 @@ class TelegramFrontEnd:
 
     async def show(self, context: Context, chat_id: int, contact: Contact, outcome: Outcome) -> None:
         """Send what an input produced; after a submission, the receipt and the team's notice."""
-        await self.deliver(context, chat_id, outcome.replies)
+        await self.delivery.deliver(context.bot, chat_id, outcome.replies)
         await self.after_submission(context, contact, outcome)
 
     # -- who is writing
@@ -284,7 +232,7 @@ class TelegramFrontEnd:
                 if self.team.is_member(user.id):
                     await self.team.welcome(context, chat_id, tr)
                 elif self.may_answer_uninvited(user.id):
-                    await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+                    await self.delivery.say(context.bot, chat_id, uninvited_text(tr, self.service.survey.contact_email))
             raise ApplicationHandlerStop
         contact, report, session = found
         if update.message is not None and (contact.blocked or contact.chat_id != chat_id):
@@ -294,7 +242,7 @@ class TelegramFrontEnd:
             # A replayed button press is not answered: it was answered before the crash, or its
             # query has expired since; Telegram refuses both. A replayed edit shows nothing.
             if show and update.edited_message is None:
-                await self.deliver(context, chat_id, (await self.service.where(contact)).replies)
+                await self.delivery.deliver(context.bot, chat_id, (await self.service.where(contact)).replies)
             raise ApplicationHandlerStop
         context.sender = Sender(contact, report, session)
 
@@ -326,15 +274,17 @@ class TelegramFrontEnd:
         contact = result.contact
         if contact is None:
             existing = await self.storage.contact_by_telegram_user(user.id)
-            await self.say(context, message.chat_id, refusal_text(result, tr, self.service.survey.contact_email))
+            await self.delivery.say(
+                context.bot, message.chat_id, refusal_text(result, tr, self.service.survey.contact_email)
+            )
             if existing is not None:
-                await self.deliver(context, message.chat_id, (await self.service.begin(existing)).replies)
+                await self.delivery.deliver(context.bot, message.chat_id, (await self.service.begin(existing)).replies)
             return
         city = await self.storage.get_report(contact.report_id)
         if city is not None:  # also when opened again: a crash may have come between joining and this
             await self.service.prefill(contact, city=city.name, country=city.country, joined=city.joined)
         outcome = await self.service.begin(contact)
-        await self.deliver(context, message.chat_id, outcome.replies)
+        await self.delivery.deliver(context.bot, message.chat_id, outcome.replies)
         if city is not None and result.outcome is Redeemed.JOINED:
             await self.team.tell(context, functools.partial(join_notice, result, city))
 
@@ -360,7 +310,7 @@ class TelegramFrontEnd:
         city = await self.storage.get_report(contact.report_id)
         data = await self.storage.personal_data(contact.id)
         reply = privacy.my_data(data, city, get_translator(contact.language), self.service.survey.contact_email)
-        await self.deliver(context, chat_of(update), [reply])
+        await self.delivery.deliver(context.bot, chat_of(update), [reply])
 
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""
@@ -372,7 +322,7 @@ class TelegramFrontEnd:
             if paused
             else _("Deadline reminders are on again.")
         )
-        await self.say(context, chat_id, text)
+        await self.delivery.say(context.bot, chat_id, text)
 
     async def colleague_link(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/colleague: a personal, single-use link to this contact's city for one colleague."""
@@ -394,7 +344,7 @@ class TelegramFrontEnd:
                 "Please wait until they are used or expire.",
                 count=COLLEAGUE_LINK_CAP,
             )
-            await self.say(context, chat_id, text)
+            await self.delivery.say(context.bot, chat_id, text)
             return
         city = await self.storage.get_report(contact.report_id)
         link = admin.deep_link(context.bot.username, token)
@@ -404,7 +354,7 @@ class TelegramFrontEnd:
             city=esc(city.name if city else ""),
             date=tr.format_date(expires.date()),
         )
-        await self.say(context, chat_id, f"{text}\n{esc(link)}")
+        await self.delivery.say(context.bot, chat_id, f"{text}\n{esc(link)}")
 
     def may_answer_uninvited(self, user_id: int) -> bool:
         """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
@@ -494,7 +444,7 @@ class TelegramFrontEnd:
         outcome = await self.run(context, contact, EditInput(question_id, message.text, previous), update.update_id)
         if not any(isinstance(e, Rejected) for e in outcome.effects):
             await self.storage.remember_answer_message(contact.id, message.message_id, question_id, message.text)
-        await self.deliver(context, message.chat_id, outcome.replies)
+        await self.delivery.deliver(context.bot, message.chat_id, outcome.replies)
 
     # -- buttons
 
@@ -532,7 +482,7 @@ class TelegramFrontEnd:
         ):
             replies = replies[1:]  # the multiple-choice ticks were updated in place
         try:
-            retired = await self.deliver(context, message.chat_id, replies)
+            retired = await self.delivery.deliver(context.bot, message.chat_id, replies)
         finally:
             await answering
         if message.message_id not in retired and self.keyboards.get(message.chat_id) != message.message_id:
@@ -610,7 +560,7 @@ class TelegramFrontEnd:
             # Removed by the team while this input was on its way: nothing of it was kept.
             logger.info("input from a removed contact dropped (chat %s)", chat_id)
             if chat_id is not None:
-                await self.say(context, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+                await self.delivery.say(context.bot, chat_id, uninvited_text(tr, self.service.survey.contact_email))
             return
         if isinstance(error, StorageUnavailable):
             logger.error("database unavailable: %s", error)
