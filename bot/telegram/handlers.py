@@ -8,7 +8,8 @@ Rules of this module:
   after it (`ApplicationHandlerStop`), and so does a failure (`on_error`).
 - Private chats only; the bot leaves groups and channels politely.
 - Someone without an invitation learns how to get one and nothing else; so does an account that
-  opens a link meant for someone else, an expired link, or a city it was removed from.
+  opens a link meant for someone else, an expired link, or a city it was removed from
+  (`bot.telegram.joining`).
 - A contact removed by the team sees nothing of the city from that moment: an input in flight
   when the removal lands is dropped whole (storage refuses the save).
 - A redelivered update already applied before a crash changes nothing (`identify` stops it).
@@ -22,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -46,17 +45,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, privacy
+from bot import privacy
 from bot.receipt import receipt_filename, render_receipt
 from bot.service import FileTooBig, IntakeService, Outcome, Unreachable
 from bot.settings import Settings
-from bot.storage import Contact, ContactRemoved, Redeemed, Redemption, Storage, StorageUnavailable, TooManyLinks
+from bot.storage import Contact, ContactRemoved, Storage, StorageUnavailable
 from bot.telegram import inputs
-from bot.telegram.admin import CHAT_COMMANDS, REMOVE_PATTERN, TeamChat, join_notice
+from bot.telegram.admin import CHAT_COMMANDS, REMOVE_PATTERN, TeamChat
 from bot.telegram.delivery import ChatDelivery
+from bot.telegram.joining import Joining, uninvited_text
 from bot.telegram.outputs import answer_query, call_with_retry, edit_reply, remove_keyboard, send_reply
 from conversation import callbacks
-from conversation.i18n import Translator, get_translator
+from conversation.i18n import get_translator
 from conversation.render import Reply, esc
 from conversation.state import Ask, EditInput, FileInput, Input, Notice, Rejected, Report, Session
 
@@ -64,9 +64,6 @@ logger = logging.getLogger(__name__)
 
 # Commands a contact runs outside the questionnaire.
 CONTACT_COMMANDS = frozenset({"reminders", "colleague", "mydata"})
-# Unused colleague links one contact may hold at a time (each is single-use and expires).
-COLLEAGUE_LINK_CAP = 5
-UNINVITED_QUIET = 300.0  # seconds: someone without an invitation gets at most one reply in this time
 # Handler groups, run in this order for every update.
 TEAM_CHATS, ENTRY, IDENTIFY, INPUT = -3, -2, -1, 0
 
@@ -141,8 +138,7 @@ class TelegramFrontEnd:
         # update id -> whether to show the contact where they are.
         self.replays: dict[int, bool] = {}
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
-        # Telegram user id -> monotonic time of the last reply to someone without an invitation.
-        self.uninvited_replied: dict[int, float] = {}
+        self.joining = Joining(service, storage, settings, self.delivery, self.team)
 
     async def close(self) -> None:
         """Write what must outlive this run (the live keyboards)."""
@@ -161,7 +157,7 @@ class TelegramFrontEnd:
         add(ChatMemberHandler(final(self.on_not_private), ChatMemberHandler.MY_CHAT_MEMBER), ENTRY)
         for name in sorted(CHAT_COMMANDS):
             add(CommandHandler(name, final(self.team.command(name)), filters=new_message & team), ENTRY)
-        add(CommandHandler("start", final(self.on_invitation), filters=new_message, has_args=True), ENTRY)
+        add(CommandHandler("start", final(self.joining.on_link), filters=new_message, has_args=True), ENTRY)
         add(CallbackQueryHandler(final(self.team.on_remove), pattern=REMOVE_PATTERN), ENTRY)
         # Everything else comes from a contact (or is answered and stopped here).
         add(TypeHandler(Update, self.identify), IDENTIFY)
@@ -216,7 +212,7 @@ class TelegramFrontEnd:
         """Find the contact behind an update, once for every handler after this one.
 
         Someone without a city is answered here (a team member sees what they can do, anyone else
-        how to get an invitation, at most once per `UNINVITED_QUIET`) and the update goes no further;
+        how to get an invitation, at most once in a while) and the update goes no further;
         so does an update applied before a crash (the contact is shown where they are).
         """
         user = update.effective_user
@@ -231,8 +227,8 @@ class TelegramFrontEnd:
             elif update.message is not None:
                 if self.team.is_member(user.id):
                     await self.team.welcome(context, chat_id, tr)
-                elif self.may_answer_uninvited(user.id):
-                    await self.delivery.say(context.bot, chat_id, uninvited_text(tr, self.service.survey.contact_email))
+                else:
+                    await self.joining.answer_stranger(context.bot, chat_id, tr, user.id)
             raise ApplicationHandlerStop
         contact, report, session = found
         if update.message is not None and (contact.blocked or contact.chat_id != chat_id):
@@ -245,48 +241,6 @@ class TelegramFrontEnd:
                 await self.delivery.deliver(context.bot, chat_id, (await self.service.where(contact)).replies)
             raise ApplicationHandlerStop
         context.sender = Sender(contact, report, session)
-
-    # -- invitation links
-
-    async def on_invitation(self, update: Update, context: Context) -> None:
-        """/start with a link's token: bind the user to a city through their personal invitation."""
-        message, user = update.message, update.effective_user
-        assert message is not None and user is not None
-        token = inputs.command_argument(message)
-        assert token is not None  # routed here by a CommandHandler with arguments
-        tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
-        await self.redeem(update, context, token, tr)
-
-    async def redeem(self, update: Update, context: Context, token: str, tr: Translator) -> None:
-        """Bind the user to a city through their personal invitation link."""
-        message = update.effective_message
-        user = update.effective_user
-        assert message is not None and user is not None
-        result = await self.storage.redeem(
-            token,
-            telegram_user_id=user.id,
-            chat_id=message.chat_id,
-            display_name=user.full_name,
-            language=tr.language,
-            now=self.service.clock(),
-            username=user.username,
-        )
-        contact = result.contact
-        if contact is None:
-            existing = await self.storage.contact_by_telegram_user(user.id)
-            await self.delivery.say(
-                context.bot, message.chat_id, refusal_text(result, tr, self.service.survey.contact_email)
-            )
-            if existing is not None:
-                await self.delivery.deliver(context.bot, message.chat_id, (await self.service.begin(existing)).replies)
-            return
-        city = await self.storage.get_report(contact.report_id)
-        if city is not None:  # also when opened again: a crash may have come between joining and this
-            await self.service.prefill(contact, city=city.name, country=city.country, joined=city.joined)
-        outcome = await self.service.begin(contact)
-        await self.delivery.deliver(context.bot, message.chat_id, outcome.replies)
-        if city is not None and result.outcome is Redeemed.JOINED:
-            await self.team.tell(context, functools.partial(join_notice, result, city))
 
     # -- a contact's commands outside the questionnaire
 
@@ -302,7 +256,7 @@ class TelegramFrontEnd:
 
     async def on_colleague(self, update: Update, context: Context) -> None:
         """/colleague: a personal, single-use link for one colleague of the same city."""
-        await self.colleague_link(context, context.sender.contact, chat_of(update))
+        await self.joining.colleague_link(context.bot, context.sender.contact, chat_of(update))
 
     async def on_mydata(self, update: Update, context: Context) -> None:
         """/mydata: what is stored about the contact."""
@@ -323,50 +277,6 @@ class TelegramFrontEnd:
             else _("Deadline reminders are on again.")
         )
         await self.delivery.say(context.bot, chat_id, text)
-
-    async def colleague_link(self, context: Context, contact: Contact, chat_id: int) -> None:
-        """/colleague: a personal, single-use link to this contact's city for one colleague."""
-        tr = get_translator(contact.language)
-        now = self.service.clock()
-        expires = now + dt.timedelta(days=self.settings.invitation_days)
-        try:
-            ((token, _id),) = await self.storage.create_invitations(
-                [(contact.report_id, None, None)],
-                now,
-                max_uses=1,
-                expires_at=expires,
-                invited_by=contact.id,
-                colleague_cap=COLLEAGUE_LINK_CAP,
-            )
-        except TooManyLinks:
-            text = tr.t(
-                "You already have {count} colleague links that nobody has used yet. "
-                "Please wait until they are used or expire.",
-                count=COLLEAGUE_LINK_CAP,
-            )
-            await self.delivery.say(context.bot, chat_id, text)
-            return
-        city = await self.storage.get_report(contact.report_id)
-        link = admin.deep_link(context.bot.username, token)
-        text = tr.t(
-            "Send this personal link to one colleague of {city}. It works for one Telegram account "
-            "and until {date}; the coordination team sees that you invited them:",
-            city=esc(city.name if city else ""),
-            date=tr.format_date(expires.date()),
-        )
-        await self.delivery.say(context.bot, chat_id, f"{text}\n{esc(link)}")
-
-    def may_answer_uninvited(self, user_id: int) -> bool:
-        """Whether someone without an invitation may get a reply now (one per UNINVITED_QUIET seconds),
-        so a stranger's flood costs one message, not one per message."""
-        now = time.monotonic()
-        last = self.uninvited_replied.get(user_id)
-        if last is not None and now - last < UNINVITED_QUIET:
-            return False
-        if len(self.uninvited_replied) > 10_000:  # forget the quiet ones so memory stays bounded
-            self.uninvited_replied = {u: t for u, t in self.uninvited_replied.items() if now - t < UNINVITED_QUIET}
-        self.uninvited_replied[user_id] = now
-        return True
 
     async def after_submission(self, context: Context, contact: Contact, outcome: Outcome) -> None:
         """Send the contact a readable copy of the report and tell the coordination team."""
@@ -582,40 +492,3 @@ class TelegramFrontEnd:
             return await self.storage.contact_by_telegram_user(user_id)
         except StorageUnavailable:
             return None
-
-
-def refusal_text(result: Redemption, tr: Translator, email: str) -> str:
-    """What an account is told when a link does not let it in (nothing about the city)."""
-    _ = tr.t
-    if result.outcome is Redeemed.USED:
-        return _(
-            "This invitation link has already been used by another Telegram account: invitation links are "
-            "personal. If you need access to a report, please write to the UNESCO GNLC Coordination Team: {email}",
-            email=email,
-        )
-    if result.outcome is Redeemed.EXPIRED:
-        return _(
-            "This invitation link has expired. Please ask the UNESCO GNLC Coordination Team for a new one: {email}",
-            email=email,
-        )
-    if result.outcome is Redeemed.REMOVED:
-        return _(
-            "This Telegram account no longer has access to this report. If you think this is a mistake, "
-            "please write to the UNESCO GNLC Coordination Team: {email}",
-            email=email,
-        )
-    return _(
-        "This invitation link is not valid (it may have been replaced or withdrawn). "
-        "Please ask the UNESCO GNLC Coordination Team for a new one: {email}",
-        email=email,
-    )
-
-
-def uninvited_text(tr: Translator, email: str) -> str:
-    """What someone without an invitation is told."""
-    return tr.t(
-        "This bot collects the Biennial Progress Reports of UNESCO Global Network of Learning Cities members. "
-        "It works with a personal invitation link sent to each city's contact person. "
-        "If you are one and have no link, please write to {email}.",
-        email=email,
-    )
