@@ -5,13 +5,13 @@
     python -m bench.botproc remind --base-url U --file-url F --token T --data-dir D --now ISO
     python -m bench.botproc broadcast --base-url U --file-url F --token T --chats FIRST:COUNT
 
-`ours` is the real bot (`bot.telegram_app.build_application`, started like tests/telegram_harness.py
+`ours` is the real bot (`bot.telegram.app.build_application`, started like tests/telegram_harness.py
 and polling like `run_bot`); `echo` is the baseline: a minimal python-telegram-bot Application with
 one MessageHandler sending the text back, with the same HTTPXRequest settings and the same
 concurrency (256 concurrent updates). Both print READY once polling, then answer `rss` (VmRSS in kB
 after gc.collect()) and stop on `quit` or end of input.
 
-`remind` runs `bot.reminders.send_due` once with `bot.outputs.send_reply` through a `telegram.Bot`
+`remind` runs `bot.reminders.send_due` once with `bot.telegram.outputs.send_reply` through a `telegram.Bot`
 built like the application's (connection pool 64); `broadcast` is its baseline, a minimal PTB
 sender of one message per chat at fixed 1/30 s slots, honouring 429 retry_after. Both print
 `RESULT {json}`.
@@ -37,7 +37,7 @@ from telegram.request import HTTPXRequest
 
 from bench.common import SURVEY, vm_kb
 
-# The same request settings as bot.telegram_app.build_application.
+# The same request settings as bot.telegram.app.build_application.
 POOL = {"connection_pool_size": 64, "connect_timeout": 10, "read_timeout": 20, "write_timeout": 30}
 UPDATES_POOL = {"connection_pool_size": 2, "read_timeout": 40, "connect_timeout": 10}
 CONCURRENT_UPDATES = 256
@@ -85,11 +85,11 @@ async def serve(args: argparse.Namespace) -> None:
     storage = None
     front = None
     if args.mode == "ours":
-        from bot.polling import DurablePolling
         from bot.service import IntakeService
         from bot.settings import Settings
         from bot.storage import Storage
-        from bot.telegram_app import ALLOWED_UPDATES, build_application, on_startup
+        from bot.telegram.app import ALLOWED_UPDATES, build_application, on_startup
+        from bot.telegram.polling import DurablePolling
 
         settings = Settings(
             bot_token=args.token,
@@ -144,11 +144,10 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def remind(args: argparse.Namespace) -> dict[str, Any]:
     """One `send_due` run through the real Bot API client."""
-    from bot.cli_extra import policy_from
-    from bot.outputs import broadcaster
-    from bot.reminders import send_due
+    from bot.reminders import policy_from, send_due
     from bot.settings import Settings
     from bot.storage import Storage
+    from bot.telegram.outputs import broadcaster
 
     settings = Settings(bot_token=args.token, data_dir=args.data_dir, reminders_enabled=False)
     policy = policy_from(settings, SURVEY)

@@ -5,7 +5,7 @@
 1,000 open reports (one contact each; a fifth not started, the others part-way through) are
 created with `Storage`. The fake Bot API answers 429 with retry_after beyond 30 sendMessage per
 second (sliding one-second window). A separate process runs `bot.reminders.send_due` once, at
-"7 days before the deadline", with `bot.outputs.send_reply` through a `telegram.Bot` built like
+"7 days before the deadline", with `bot.telegram.outputs.send_reply` through a `telegram.Bot` built like
 the application's (HTTPXRequest, pool of 64). The physical floor is 1000 / 30 s; the measured
 baseline is a minimal PTB sender (one message per chat at fixed 1/30 s slots, 429 honoured, no
 database) against its own fake with the same limit. The driver then counts the successful

@@ -20,8 +20,9 @@ from bot import admin, cli_ops, cli_people
 from bot.backup import BackupError
 from bot.redaction import install_redaction
 from bot.settings import Settings, SettingsError, load_settings
-from bot.startup import StartupError, prepare_data_dir, telegram_failure
+from bot.startup import StartupError, prepare_data_dir
 from bot.storage import SchemaTooNew, Storage, StorageUnavailable
+from bot.telegram.startup import telegram_failure
 from conversation.i18n import LANGUAGES, check_catalogs, get_translator, pick_language
 from conversation.loader import SurveyError, load_survey
 from conversation.model import Survey
@@ -133,7 +134,7 @@ def run(settings: Settings, survey: Survey) -> int:
     """Run the Telegram bot until interrupted."""
     if settings.bot_token is None:
         return fail("BOT_TOKEN is not set")
-    from bot.telegram_app import run_bot
+    from bot.telegram.app import run_bot
 
     # One event loop for the database connection and python-telegram-bot (run_polling uses the
     # current loop), so nothing created here is bound to a loop that has gone away.
@@ -212,14 +213,9 @@ async def cmd_invite(args: argparse.Namespace, settings: Settings, survey: Surve
         return fail("BOT_TOKEN is needed to look up the bot's username for the link")
     if args.joined and not is_month_value(args.joined):
         return fail("--joined must look like 2019-03")
-    from telegram import Bot
+    from bot.telegram.client import bot_username
 
-    async with Bot(
-        settings.bot_token.get_secret_value(),
-        base_url=settings.bot_api_base_url,
-        base_file_url=settings.bot_api_file_url,
-    ) as bot:
-        username = bot.username
+    username = await bot_username(settings)
     from bot.service import utc_now
 
     if args.from_file is not None:

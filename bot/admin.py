@@ -1,41 +1,36 @@
-"""The coordination team's tools, shared by the chat commands and the command line.
+"""The coordination team's tools, shared by the chat commands and the command line; transport-free.
 
 Rules of this module:
-- Only ADMIN_IDS reach the chat commands (the handlers check); nothing here reveals
-  anything to anyone else.
+- Only ADMIN_IDS reach the chat commands (`bot.telegram.admin` routes them); nothing here
+  reveals anything to anyone else. Nothing here knows Telegram: results are replies and files.
 - Invitation tokens are shown once, at creation; only their hashes are stored.
 - A city name that matches nothing or several cities gets a clear message, not a guess.
 - Invitations are personal by default: one account, expiring after INVITATION_DAYS; a shared link
   (`uses` above 1) is always asked for explicitly.
-- Notices go only to the team's chats whose user is in the current ADMIN_IDS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from bot.storage import City, Contact, ContactListing, Invitation, Redemption, Storage
-from conversation import commands, engine
+from bot.exports import export_reports
+from bot.storage import City, Contact, ContactListing, Invitation, Storage
+from conversation import engine
 from conversation.i18n import Translator
 from conversation.model import Survey
-from conversation.render import Button, Reply, esc
+from conversation.render import Reply, esc
 from conversation.state import Report, ReportStatus
 from conversation.validation import is_month_value
 
-if TYPE_CHECKING:
-    from bot.handlers import TelegramFrontEnd
-
 logger = logging.getLogger(__name__)
 
-CHAT_COMMANDS = commands.TEAM_COMMANDS
 DEFAULT_INVITATION_DAYS = 60
-# The payload of a join notice's Remove button: contact id and report id (a stale one removes nothing).
-_REMOVE_RE = re.compile(r"^rm:(\d{1,18}):(\d{1,18})$")
+EXPORT_FILENAME = "gnlc-reports.xlsx"
 
 
 class AdminError(Exception):
@@ -79,46 +74,10 @@ async def invite(
     return report, deep_link(bot_username, token)
 
 
-def remove_payload(contact_id: int, report_id: int) -> str:
-    """The Remove button's payload on a join notice."""
-    return f"rm:{contact_id}:{report_id}"
-
-
-def parse_remove(payload: str | None) -> tuple[int, int] | None:
-    """(contact id, report id) of a Remove button, or None if the payload is not one."""
-    match = _REMOVE_RE.fullmatch(payload or "")
-    return None if match is None else (int(match.group(1)), int(match.group(2)))
-
-
 def person_label(display_name: str, username: str | None) -> str:
     """A contact as the team sees them: Telegram name and @username (HTML-escaped)."""
     label = esc(display_name or "?")
     return f"{label} @{esc(username)}" if username else label
-
-
-def join_notice(redemption: Redemption, city: City, tr: Translator) -> Reply:
-    """The team's message about someone joining a city, with a one-tap Remove button."""
-    _ = tr.t
-    contact, invitation = redemption.contact, redemption.invitation
-    assert contact is not None and invitation is not None
-    lines = [
-        "👤 "
-        + _(
-            "{person} joined {city} ({country}).",
-            person=person_label(contact.display_name, contact.username),
-            city=esc(city.name),
-            country=esc(city.country),
-        ),
-        _("Telegram user id: {id}", id=contact.telegram_user_id),
-    ]
-    if invitation.name:
-        lines.append(_("Invitation made for: {name}", name=esc(invitation.name)))
-    if redemption.inviter is not None:
-        inviter = person_label(redemption.inviter.display_name, redemption.inviter.username)
-        lines.append(_("Invited by {person}, a contact of the city.", person=inviter))
-    if invitation.max_uses is None or invitation.max_uses > 1:
-        lines.append(link_line(invitation, tr))
-    return Reply("\n".join(lines), buttons=((Button(_("Remove"), remove_payload(contact.id, city.id)),),))
 
 
 def link_line(invitation: Invitation, tr: Translator) -> str:
@@ -265,13 +224,6 @@ def status_lines(rows: list[CityProgress], tr: Translator) -> list[str]:
     return lines
 
 
-def admin_welcome(front: TelegramFrontEnd, tr: Translator) -> list[Reply]:
-    """What an admin without a city of their own sees."""
-    _ = tr.t
-    lines = [_("You are a member of the coordination team."), *(c.help_line(tr.gettext) for c in commands.team_help())]
-    return [Reply("\n".join(lines))]
-
-
 def _split_invite(arg: str) -> list[str]:
     for sep in ("|", ";", ","):
         if sep in arg:
@@ -279,56 +231,85 @@ def _split_invite(arg: str) -> list[str]:
     return [arg.strip()]
 
 
-async def chat_command(
-    front: TelegramFrontEnd, chat_id: int, name: str, arg: str | None, tr: Translator
-) -> list[Reply]:
-    """Run one coordination-team chat command and say what happened."""
+@dataclass(frozen=True)
+class TeamFile:
+    """A file for the team (the spreadsheet of every report)."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class TeamResult:
+    """What one team command produced: a file to hand over first (if any), then replies to show."""
+
+    replies: list[Reply]
+    document: TeamFile | None = None
+
+
+async def team_command(
+    storage: Storage,
+    survey: Survey,
+    name: str,
+    arg: str | None,
+    tr: Translator,
+    now: dt.datetime,
+    *,
+    bot_username: str,
+    invitation_days: int,
+) -> TeamResult:
+    """Run one coordination-team command (`invite`, `status`, `reopen`, `export`, `contacts`) and say
+    what happened."""
     _ = tr.t
-    storage, survey = front.storage, front.service.survey
-    now = front.service.clock()
     try:
         if name == "invite":
             parts = _split_invite(arg or "")
             if len(parts) < 2:
-                return [
-                    Reply(
-                        _(
-                            "Usage: /invite City | Country | YYYY-MM | Full name "
-                            "(the joining month and the name are optional)"
+                return TeamResult(
+                    [
+                        Reply(
+                            _(
+                                "Usage: /invite City | Country | YYYY-MM | Full name "
+                                "(the joining month and the name are optional)"
+                            )
                         )
-                    )
-                ]
+                    ]
+                )
             joined = parts[2] if len(parts) > 2 and parts[2] else None
             if joined is not None and not is_month_value(joined):
-                return [Reply(_("The joining month must look like 2019-03."))]
-            username = front.bot_username or "bot"
+                return TeamResult([Reply(_("The joining month must look like 2019-03."))])
             person = parts[3] if len(parts) > 3 and parts[3] else None
-            days = front.settings.invitation_days
             city, link = await invite(
-                storage, survey, username, parts[0], parts[1], joined, now, name=person, days=days
+                storage, survey, bot_username, parts[0], parts[1], joined, now, name=person, days=invitation_days
             )
-            return [
-                Reply(
-                    _(
-                        "Invitation for {city} ({country}). Send this personal link to the contact person:",
-                        city=esc(city.name),
-                        country=esc(city.country),
-                    )
-                    + f"\n{esc(link)}"
-                )
-            ]
+            text = _(
+                "Invitation for {city} ({country}). Send this personal link to the contact person:",
+                city=esc(city.name),
+                country=esc(city.country),
+            )
+            return TeamResult([Reply(text + f"\n{esc(link)}")])
         if name == "status":
-            return [Reply("\n".join(status_lines(await city_progress(storage, survey), tr)))]
+            return TeamResult([Reply("\n".join(status_lines(await city_progress(storage, survey), tr)))])
         if name == "reopen":
             if not arg:
-                return [Reply(_("Usage: /reopen City"))]
+                return TeamResult([Reply(_("Usage: /reopen City"))])
             city = await find_one_city(storage, survey, arg)
             await storage.reopen(city.id, now)
-            return [Reply(_("The report of {city} can be changed again.", city=esc(city.name)))]
+            return TeamResult([Reply(_("The report of {city} can be changed again.", city=esc(city.name)))])
         if name == "export":
-            return [await front.send_export(chat_id, tr)]
+            document, count = await export_spreadsheet(storage, survey, tr.language)
+            return TeamResult([Reply(tr.n("{count} report exported.", "{count} reports exported.", count))], document)
         if name == "contacts":
-            return [Reply("\n".join(await contacts_report(storage, survey, (arg or "").strip() or None, tr, now)))]
+            lines = await contacts_report(storage, survey, (arg or "").strip() or None, tr, now)
+            return TeamResult([Reply("\n".join(lines))])
     except AdminError as exc:
-        return [Reply("⚠️ " + esc(str(exc)))]
-    return []
+        return TeamResult([Reply("⚠️ " + esc(str(exc)))])
+    return TeamResult([])
+
+
+async def export_spreadsheet(storage: Storage, survey: Survey, header_language: str) -> tuple[TeamFile, int]:
+    """Every report as one XLSX file (headers in the team member's language), and how many reports."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / EXPORT_FILENAME
+        count = await export_reports(storage, survey, "xlsx", path, header_language=header_language)
+        return TeamFile(EXPORT_FILENAME, path.read_bytes()), count

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.exports import ExportError, export_files, export_reports
 from bot.progress import progress_bar
-from bot.reminders import ReminderPolicy, send_due
+from bot.reminders import policy_from, send_due
 from bot.service import utc_now
 from bot.settings import Settings
 from bot.storage import Storage
@@ -17,31 +17,15 @@ from conversation.model import Survey
 Command = Callable[[argparse.Namespace, Settings, Survey, Storage], Awaitable[int]]
 
 
-def policy_from(settings: Settings, survey: Survey) -> ReminderPolicy:
-    """The reminder policy the settings describe."""
-    return ReminderPolicy(
-        deadline=settings.deadline or survey.deadline,
-        days_before=settings.reminder_days,
-        hour=settings.reminder_hour,
-        timezone=settings.timezone,
-        accept_late=settings.accept_late_submissions,
-    )
-
-
 async def cmd_remind(args: argparse.Namespace, settings: Settings, survey: Survey, storage: Storage) -> int:
     """Send the reminders due now, then exit (for cron-style hosting)."""
     if settings.bot_token is None:
         sys.stderr.write("error: BOT_TOKEN is needed to send reminders\n")
         return 2
-    from telegram import Bot
+    from bot.telegram.client import standalone_bot
+    from bot.telegram.outputs import broadcaster
 
-    from bot.outputs import broadcaster
-
-    async with Bot(
-        settings.bot_token.get_secret_value(),
-        base_url=settings.bot_api_base_url,
-        base_file_url=settings.bot_api_file_url,
-    ) as bot:
+    async with standalone_bot(settings) as bot:
         result = await send_due(
             storage,
             survey,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot.metrics import REMINDERS_SENT
-from bot.service import Blocked
+from bot.service import Unreachable
+from bot.settings import Settings
 from bot.storage import City, Contact, Storage
 from conversation import callbacks, engine
 from conversation.i18n import Translator, get_translator
@@ -63,6 +64,17 @@ class ReminderPolicy:
             return AFTER_DEADLINE
         due = [o for o in sorted(self.days_before) if self.send_time(o) <= now]
         return due[0] if due else None
+
+
+def policy_from(settings: Settings, survey: Survey) -> ReminderPolicy:
+    """The reminder policy the settings describe."""
+    return ReminderPolicy(
+        deadline=settings.deadline or survey.deadline,
+        days_before=settings.reminder_days,
+        hour=settings.reminder_hour,
+        timezone=settings.timezone,
+        accept_late=settings.accept_late_submissions,
+    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,7 @@ async def send_due(
         try:
             assert item.contact.chat_id is not None
             await send(item.contact.chat_id, reminder_reply(survey, policy, item, tr, now))
-        except Blocked:
+        except Unreachable:
             result.blocked += 1
             await storage.mark_blocked(item.contact.id)
         except Exception:  # a failed send is released so the next run tries again

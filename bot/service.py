@@ -57,8 +57,9 @@ PARTIAL_SUFFIX = ".part"
 Clock = Callable[[], dt.datetime]
 
 
-class Blocked(Exception):
-    """The contact blocked the bot (Telegram's 403); stop writing to them."""
+class Unreachable(Exception):
+    """The contact can no longer be written to (they blocked the bot or left the messenger): stop
+    writing to them. A front end raises it from its own refusal (Telegram's 403)."""
 
 
 class FileTooBig(Exception):
@@ -313,4 +314,4 @@ def _count_changes(before: Report, after: Report) -> None:
         metrics.SUBMISSIONS.inc()
 
 
-__all__ = ["Blocked", "FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "utc_now"]
+__all__ = ["FileTooBig", "IntakeService", "Outcome", "StorageUnavailable", "Unreachable", "utc_now"]

@@ -72,6 +72,7 @@ def reason_name(reason: Reason) -> str:
         name += "_combined" * reason.combined + "_chars" * reason.characters
     return name
 
+
 _TAG = re.compile(r"</?[a-z][^>]*>")
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from bot import admin
-from bot.polling import DurablePolling
 from bot.service import IntakeService, utc_now
 from bot.settings import Settings
 from bot.storage import Contact, Storage
-from bot.telegram_app import build_application, on_startup
+from bot.telegram.app import build_application, on_startup
+from bot.telegram.polling import DurablePolling
 from conversation.loader import load_survey
 from conversation.model import Survey
 from tests.fakes.bot_api import BotMessage, FakeBotAPI

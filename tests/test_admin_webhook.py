@@ -18,13 +18,13 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from bot import inbox
 from bot.exports import column_ids
 from bot.service import IntakeService, utc_now
 from bot.settings import ENVIRONMENT_VARIABLES, Settings
 from bot.storage import Storage
-from bot.telegram_app import build_application, on_startup
-from bot.webhook import DurableWebhook
+from bot.telegram import inbox
+from bot.telegram.app import build_application, on_startup
+from bot.telegram.webhook import DurableWebhook
 from conversation.i18n import get_translator
 from conversation.state import Report, ReportStatus
 from tests.fakes.bot_api import BotMessage, FakeBotAPI

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.telegram_app import ALLOWED_UPDATES, MAX_CHAT_BACKLOG, PerChatSequential
+from bot.telegram.app import ALLOWED_UPDATES, MAX_CHAT_BACKLOG, PerChatSequential
 from conversation.model import Kind
 from conversation.state import Mode, Session
 from tests.telegram_harness import SURVEY, Harness, Person, running_bot

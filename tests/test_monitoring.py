@@ -214,7 +214,7 @@ async def test_a_502_page_and_a_dropped_connection_are_one_warning_line_each(
 async def test_a_bot_api_down_through_every_retry_is_warnings_without_traceback(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.outputs import MAX_ATTEMPTS
+    from bot.telegram.outputs import MAX_ATTEMPTS
 
     caplog.set_level(logging.DEBUG)
     async with running_bot(tmp_path) as h:

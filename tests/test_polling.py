@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bot import inbox
 from bot.service import utc_now
 from bot.storage import Storage
+from bot.telegram import inbox
 from tests.fakes.bot_api import FakeBotAPI
 from tests.telegram_harness import running_bot
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from bot.reminders import AFTER_DEADLINE, ReminderPolicy, send_due
-from bot.service import Blocked
+from bot.service import Unreachable
 from bot.storage import Storage
 from conversation.loader import load_survey
 from conversation.render import Reply
@@ -27,7 +27,7 @@ class Outbox:
 
     async def __call__(self, chat_id: int, reply: Reply) -> None:
         if chat_id in self.blocked:
-            raise Blocked("Forbidden: bot was blocked by the user")
+            raise Unreachable("Forbidden: bot was blocked by the user")
         self.sent.append((chat_id, reply))
 
     def to(self, chat_id: int) -> list[str]:
@@ -150,7 +150,7 @@ async def test_broadcast_over_the_bot_api_keeps_pace_and_reaches_everyone_once(s
 
     from telegram import Bot
 
-    from bot.outputs import broadcaster
+    from bot.telegram.outputs import broadcaster
     from tests.fakes.bot_api import FakeBotAPI
 
     with FakeBotAPI() as api:

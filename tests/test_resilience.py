@@ -662,7 +662,7 @@ async def test_database_refusing_writes_is_survived(tmp_path, caplog, fault):
         caplog.clear()
         replies = await user.send(long_answer, "Please try again shortly")
         assert not any("Saved" in (m.shown_text or "") for m in replies)
-        logged = [r for r in caplog.records if r.name == "bot.handlers" and r.levelno >= logging.ERROR]
+        logged = [r for r in caplog.records if r.name == "bot.telegram.handlers" and r.levelno >= logging.ERROR]
         assert logged, [r.getMessage() for r in caplog.records]
         line = logged[0].getMessage()
         assert "database unavailable" in line

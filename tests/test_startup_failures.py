@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import startup
+from bot.startup import StartupError
 from bot.storage import SCHEMA_VERSION, Storage
+from bot.telegram import startup
 from tests.bot_process import ROOT, BotProcess, bot_environment
 from tests.fakes.bot_api import FakeBotAPI
 
@@ -121,7 +122,7 @@ async def test_the_start_up_retries_give_up_with_one_line() -> None:
     from telegram import Bot
 
     bot = Bot(FakeBotAPI().token, base_url=f"http://127.0.0.1:{free_port()}/bot")
-    with pytest.raises(startup.StartupError) as failure:
+    with pytest.raises(StartupError) as failure:
         await startup.connect(bot, bot.base_url, attempts=3, first_delay=0.01)
     message = str(failure.value)
     assert "unreachable after 3 attempts" in message and "\n" not in message and bot.token not in message

@@ -801,7 +801,7 @@ async def test_live_keyboards_round_trip(storage: Storage) -> None:
 
 
 async def test_keyboard_ledger_writes_lazily_and_on_flush(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot import keyboards
+    from bot.telegram import keyboards
 
     monkeypatch.setattr(keyboards, "FLUSH_AFTER", 0.05)
     ledger = keyboards.KeyboardLedger(storage)

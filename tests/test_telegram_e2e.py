@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from bot.telegram_app import command_menu
+from bot.telegram.app import command_menu
 from conversation.model import Kind
 from tests.fakes.bot_api import FakeBotAPI
 from tests.telegram_harness import Harness, Person, running_bot
@@ -424,7 +424,7 @@ async def test_a_send_whose_answer_is_lost_is_not_sent_again(tmp_path, caplog):
         await user.send("www.hamburg.de", "Date of joining")
         await h.quiet()
         assert [m.shown_text for m in h.api.messages(1041)].count(h.api.messages(1041)[-1].shown_text) == 1
-        warnings = [r for r in caplog.records if r.name == "bot.outputs" and r.levelname == "WARNING"]
+        warnings = [r for r in caplog.records if r.name == "bot.telegram.outputs" and r.levelname == "WARNING"]
         assert len(warnings) == 1 and not warnings[0].exc_info
         # The contact answers the question on their screen and carries on.
         await user.send("03/2016", "Mayor: name")

@@ -1,4 +1,4 @@
-"""Webhook mode on top of the durable inbox (`bot.inbox`): an update is acknowledged only once kept.
+"""Webhook mode on top of the durable inbox (`bot.telegram.inbox`): an update is acknowledged only once kept.
 
 Rules of this module:
 - Telegram POSTs each update to `/<url_path>` with the secret token in the
@@ -22,11 +22,11 @@ import tornado.web
 from telegram import Update
 from telegram.ext import Application
 
-from bot.inbox import DurableInbox
 from bot.monitoring import HealthCheck
 from bot.monitoring import routes as monitoring_routes
 from bot.startup import port_in_use
 from bot.storage import Storage
+from bot.telegram.inbox import DurableInbox
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Rules of this module:
   500/502/503 from Telegram) is retried with back-off. A *send* that may have run (the request
   went out, the answer never came back) is never sent again: Telegram may have delivered it,
   and a second copy would show twice. Reads and edits are safe to repeat and are retried.
-  403 (blocked) is reported to the caller, never retried.
+  403 (the contact blocked the bot) is reported as `Unreachable`, never retried.
 - Sending happens after the answer is committed; a failed send loses nothing.
 """
 
@@ -26,6 +26,7 @@ from typing import TypeVar
 import httpx
 from telegram import (
     Bot,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -34,9 +35,9 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from bot.service import Blocked
+from bot.service import Unreachable
 from conversation.render import Reply
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ async def call_with_retry(
             else:
                 await asyncio.sleep(wait)
         except Forbidden as exc:
-            raise Blocked(str(exc)) from exc
+            raise Unreachable(str(exc)) from exc
         except BadRequest:
             raise
         except NetworkError as exc:  # TimedOut included
@@ -312,6 +313,14 @@ async def remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
         )
     except BadRequest as exc:  # already removed, or the message is gone: nothing to do
         logger.debug("keyboard of %s not removed: %s", message_id, exc)
+
+
+async def answer_query(query: CallbackQuery, text: str | None) -> None:
+    """Stop a button's spinner (waiting out flood control); a too-old query is not worth failing over."""
+    try:
+        await call_with_retry(lambda: query.answer(text[:200] if text else None), what="answerCallbackQuery")
+    except TelegramError as exc:
+        logger.debug("answerCallbackQuery failed: %s", exc)
 
 
 # Telegram allows about 30 messages per second overall; a little under leaves room for jitter.

@@ -1,4 +1,4 @@
-"""Long polling on top of the durable inbox (`bot.inbox`): no fetched update is ever lost.
+"""Long polling on top of the durable inbox (`bot.telegram.inbox`): no fetched update is ever lost.
 
 Rules of this module:
 - getUpdates' offset tells Telegram to forget every update below it, so the offset moves past a
@@ -19,8 +19,8 @@ from telegram import Update
 from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
-from bot.inbox import DurableInbox
 from bot.storage import Storage
+from bot.telegram.inbox import DurableInbox
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ Rules of this module:
 - The command menu is registered per language with setMyCommands.
 - Long polling by default; a webhook (with Telegram's secret-token header checked) when
   WEBHOOK_URL is set. Both keep every update in the database's inbox before acknowledging it.
-- Start-up goes through `bot.startup` (token checked, an unreachable Bot API retried); on SIGTERM
+- Start-up goes through `bot.telegram.startup` (token checked, an unreachable Bot API retried); on SIGTERM
   or SIGINT receiving stops, handlers in flight get `STOP_GRACE` seconds, the rest stays in the inbox.
 - `/healthz` and `/metrics` are on the webhook's server, or on METRICS_PORT when polling.
 """
@@ -23,28 +23,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import BotCommand, Update
-from telegram.ext import (
-    Application,
-    BaseUpdateProcessor,
-    CallbackQueryHandler,
-    ChatMemberHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes
 
 from bot import backup, startup
-from bot.cli_extra import policy_from
-from bot.handlers import TelegramFrontEnd
 from bot.monitoring import MetricsServer, health_check
-from bot.outputs import broadcaster, call_with_retry
-from bot.polling import DurablePolling
-from bot.reminders import send_due
+from bot.reminders import policy_from, send_due
 from bot.service import IntakeService
 from bot.settings import Settings
 from bot.storage import Storage
-from bot.transport import BotApiRequest
-from bot.webhook import DurableWebhook
+from bot.telegram.handlers import TelegramFrontEnd, UpdateContext
+from bot.telegram.outputs import broadcaster, call_with_retry
+from bot.telegram.polling import DurablePolling
+from bot.telegram.startup import connect
+from bot.telegram.transport import BotApiRequest
+from bot.telegram.webhook import DurableWebhook
 from conversation import commands
 from conversation.i18n import LANGUAGES, get_translator, pick_language, telegram_language_code
 from conversation.model import Survey
@@ -168,17 +160,11 @@ def build_application(
         .request(request)
         .get_updates_request(BotApiRequest(connection_pool_size=2, read_timeout=40, connect_timeout=10))
         .concurrent_updates(PerChatSequential())
+        .context_types(ContextTypes(context=UpdateContext))
     )
-    # Updates arrive through bot.polling.DurablePolling or bot.webhook.DurableWebhook, not PTB's Updater.
+    # Updates arrive through bot.telegram.polling or bot.telegram.webhook (durably), not PTB's Updater.
     app = builder.updater(None).build()
-    private = filters.ChatType.PRIVATE
-    app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGE, front.on_message))
-    app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, front.on_edited))
-    app.add_handler(CallbackQueryHandler(front.on_callback))
-    app.add_handler(MessageHandler(~private, front.on_not_private))
-    app.add_handler(ChatMemberHandler(front.on_not_private, ChatMemberHandler.MY_CHAT_MEMBER))
-    app.add_error_handler(front.on_error)
-    front.attach(app)
+    front.install(app)
     if isinstance(app.update_processor, PerChatSequential):
         app.update_processor.on_overflow = front.on_backlog_overflow
     if app.job_queue is not None and settings.reminders_enabled:
@@ -203,7 +189,6 @@ def build_application(
 
 async def on_startup(app: Application[Any, Any, Any, Any, Any, Any], front: TelegramFrontEnd) -> None:
     """Register the command menu in every language once the bot is known."""
-    front.bot_username = app.bot.username
     await front.service.clean_files()
     await front.keyboards.load()
     await call_with_retry(lambda: app.bot.set_my_commands(command_menu("en")), what="setMyCommands")
@@ -285,7 +270,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    if not await startup.connect(app.bot, settings.bot_api_base_url, stopping):
+    if not await connect(app.bot, settings.bot_api_base_url, stopping):
         return  # stopped while the Bot API was unreachable
     await app.initialize()
     try:

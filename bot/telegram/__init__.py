@@ -1,0 +1,1 @@
+"""Everything that speaks the Telegram Bot API; the rest of `bot/` never imports `telegram`."""
