@@ -325,7 +325,8 @@ async def test_cli_contacts_and_remove_contact(tmp_path: Path, api: FakeBotAPI) 
 
 async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Path) -> None:
     """A database from before personal invitations, migrated: its link still admits any number of accounts."""
-    from bot.storage import MIGRATIONS, SCHEMA_VERSION, _statements
+    from bot.storage import MIGRATIONS, SCHEMA_VERSION
+    from bot.storage.migrations import _statements
 
     personal = next(i for i, script in enumerate(MIGRATIONS) if "invitation_uses" in script)
     path = tmp_path / "gnlc.sqlite3"
