@@ -222,7 +222,7 @@ class TelegramFrontEnd:
             return
         contact, report, session = found
         if contact.blocked or contact.chat_id != chat_id:
-            await self.storage.rebind_chat(contact.id, chat_id)
+            await self.storage.rebind_chat(contact.id, chat_id, now=self.service.clock())
         if await self.replayed(context, update, contact, chat_id):
             return
         event = message_input(message, context.bot.username)
@@ -316,7 +316,7 @@ class TelegramFrontEnd:
     async def toggle_reminders(self, context: Context, contact: Contact, chat_id: int) -> None:
         """/reminders: pause or resume deadline reminders for this contact."""
         paused = not contact.reminders_paused
-        await self.storage.set_reminders_paused(contact.id, paused)
+        await self.storage.set_reminders_paused(contact.id, paused, now=self.service.clock())
         _ = get_translator(contact.language).t
         text = (
             _("Deadline reminders are paused. Send /reminders again to resume them.")
@@ -535,7 +535,7 @@ class TelegramFrontEnd:
         if isinstance(error, Blocked):
             logger.info("chat %s blocked the bot", chat_id)
             if user is not None and (contact := await self._contact_quietly(user.id)) is not None:
-                await self.storage.mark_blocked(contact.id)
+                await self.storage.mark_blocked(contact.id, now=self.service.clock())
             return
         tr = get_translator(self.user_language(user))
         if isinstance(error, ContactRemoved):

@@ -339,7 +339,7 @@ async def reminder_setup(data: Path, api: FakeBotAPI) -> None:
         extra = await redeem(storage, await new_token(storage, "Hamburg", "Germany"), 3004, "fr")
         paused = await redeem(storage, await new_token(storage, "Hamburg", "Germany"), 3005)
         assert extra and paused
-        await storage.set_reminders_paused(paused.id, True)
+        await storage.set_reminders_paused(paused.id, True, now=NOW)
     finally:
         await storage.close()
     for user_id in (3001, 3002, 3003, 3004, 3005):

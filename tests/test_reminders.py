@@ -75,7 +75,7 @@ async def test_each_offset_once_per_contact_in_language_skipping_done_cities(sto
     await contact(storage, "Done", 103, "en", status=ReportStatus.SUBMITTED)
     await contact(storage, "Yeosu", 104, "en", status=ReportStatus.EXEMPT)
     paused = await contact(storage, "Paused", 105, "en")
-    await storage.set_reminders_paused(paused.id, True)
+    await storage.set_reminders_paused(paused.id, True, now=dt.datetime(2021, 10, 1, tzinfo=UTC))
 
     out = Outbox()
     result = await send_due(storage, SURVEY, POLICY, at(24), out)  # 7 days before

@@ -438,16 +438,16 @@ async def test_contact_stored_with_the_old_portuguese_code_reads_as_brazilian(st
 async def test_set_contact_language_updates_session(storage: Storage) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
-    await storage.set_contact_language(contact.id, "ru")
+    await storage.set_contact_language(contact.id, "ru", now=NOW)
     assert (await storage.load(contact))[1] == Session(language="ru")
     before, _ = await storage.load(contact)
     await storage.save(contact, before, before, Session(language="ru", mode=Mode.ASKING, cursor="q1"), NOW)
-    await storage.set_contact_language(contact.id, "zh")
+    await storage.set_contact_language(contact.id, "zh", now=NOW)
     _, session = await storage.load(contact)
     assert session == Session(language="zh", mode=Mode.ASKING, cursor="q1")
     assert (await storage.all_contacts())[0].language == "zh"
     with pytest.raises(LookupError):
-        await storage.set_contact_language(999, "en")
+        await storage.set_contact_language(999, "en", now=NOW)
 
 
 async def test_iter_reports_with_answers_streams_each_report(storage: Storage) -> None:
@@ -521,7 +521,7 @@ async def test_redeem_rebind_and_revoke(storage: Storage, db_path: Path) -> None
     # Rebinding to another city's report starts a fresh session there.
     before, _ = await storage.load(contact)
     await storage.save(contact, before, before, Session(language="fi", mode=Mode.ASKING, cursor="q9"), NOW)
-    await storage.mark_blocked(contact.id)
+    await storage.mark_blocked(contact.id, now=NOW)
     cork_token = await storage.create_invitation(cork.id, NOW)
     moved = await storage.redeem_invitation(
         cork_token, telegram_user_id=5, chat_id=50, display_name="Ann", language="fi", now=NOW
@@ -531,8 +531,8 @@ async def test_redeem_rebind_and_revoke(storage: Storage, db_path: Path) -> None
     assert await storage.contact_by_telegram_user(5) == moved
     assert await storage.contact_by_telegram_user(12345) is None
 
-    assert await storage.revoke_invitation(token)
-    assert not await storage.revoke_invitation(token)
+    assert await storage.revoke_invitation(token, now=NOW)
+    assert not await storage.revoke_invitation(token, now=NOW)
     assert (
         await storage.redeem_invitation(token, telegram_user_id=7, chat_id=7, display_name="", language="en", now=NOW)
         is None
@@ -573,7 +573,7 @@ async def test_garbage_tokens_are_refused_quietly(storage: Storage, garbage: str
         garbage, telegram_user_id=1, chat_id=1, display_name="x", language="en", now=NOW
     )
     assert result is None
-    assert not await storage.revoke_invitation(garbage)
+    assert not await storage.revoke_invitation(garbage, now=NOW)
     assert await storage.all_contacts() == []
 
 
@@ -592,16 +592,16 @@ async def test_console_contact_get_or_create(storage: Storage) -> None:
 async def test_contact_flags(storage: Storage) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
-    await storage.set_reminders_paused(contact.id, True)
-    await storage.mark_blocked(contact.id)
+    await storage.set_reminders_paused(contact.id, True, now=NOW)
+    await storage.mark_blocked(contact.id, now=NOW)
     (flagged,) = await storage.contacts_of_report(city.id)
     assert flagged.reminders_paused and flagged.blocked
-    await storage.set_reminders_paused(contact.id, False)
-    await storage.mark_blocked(contact.id, blocked=False)
+    await storage.set_reminders_paused(contact.id, False, now=NOW)
+    await storage.mark_blocked(contact.id, blocked=False, now=NOW)
     (cleared,) = await storage.all_contacts()
     assert not cleared.reminders_paused and not cleared.blocked
     with pytest.raises(LookupError):
-        await storage.mark_blocked(999)
+        await storage.mark_blocked(999, now=NOW)
 
 
 # ---------------------------------------------------------------- attachments, messages, reminders, admins
@@ -624,8 +624,8 @@ async def test_attachments_dedupe_order_and_audit(storage: Storage, db_path: Pat
     assert not await storage.describe_attachment(city.id, "c" * 64, "No such file", now=later(5))
     b = b.model_copy(update={"caption": "The festival"})
     assert await storage.attachments(city.id) == (b, a)
-    assert await storage.remove_attachment(city.id, b.sha256, contact_id=contact.id) == b
-    assert await storage.remove_attachment(city.id, b.sha256) is None
+    assert await storage.remove_attachment(city.id, b.sha256, contact_id=contact.id, now=NOW) == b
+    assert await storage.remove_attachment(city.id, b.sha256, now=NOW) is None
     assert await storage.attachments(city.id) == (a,)
     actions = [
         (r["action"], r["contact_id"])

@@ -8,6 +8,10 @@ package and holds its own rules:
 - `answers`: answers, files and their audit trail (loading and saving a contact's step);
 - `delivery`: the inbox of updates, handled updates, keyboards, answer messages, reminders;
 - `rows`: the records returned (`City`, `Contact`, …) and the row helpers all parts share.
+
+Rules of this package:
+- Storage never reads the clock: every method that records or compares a time takes `now`
+  (or an explicit moment) from its caller.
 """
 
 from bot.storage.answers import Answers

@@ -49,7 +49,6 @@ from bot.storage.rows import (
     _status_json,
     _ts,
     _ts_opt,
-    _utcnow,
 )
 from conversation.state import AnswerValue, Attachment, Report, ReportStatus, Session
 
@@ -219,13 +218,11 @@ class Answers(Connection):
         sha256: str,
         *,
         contact_id: int | None = None,
-        now: dt.datetime | None = None,
+        now: dt.datetime,
         only_open: bool = False,
     ) -> Attachment | None:
         """Remove the report's file with this sha256 and return it; None if there was none.
         With `only_open`, a report that is not open refuses (`ReportClosed`, nothing written)."""
-        when = now or _utcnow()
-
         def work(db: Db) -> Attachment | None:
             if only_open:
                 status = _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
@@ -241,7 +238,7 @@ class Answers(Connection):
             attachment = _attachment(row)
             db.execute("DELETE FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, sha256))
             _bump(db, report_id)
-            _audit(db, report_id, contact_id, None, "detach", attachment.model_dump_json(), None, when)
+            _audit(db, report_id, contact_id, None, "detach", attachment.model_dump_json(), None, now)
             return attachment
 
         return await self._run(work, write=True)

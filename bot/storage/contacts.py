@@ -39,7 +39,6 @@ from bot.storage.rows import (
     _scalar_args,
     _session,
     _ts,
-    _utcnow,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,9 +84,9 @@ class Contacts(Connection):
         )
         return None if row is None else _contact(row)
 
-    async def rebind_chat(self, contact_id: int, chat_id: int) -> None:
+    async def rebind_chat(self, contact_id: int, chat_id: int, *, now: dt.datetime) -> None:
         """Record the contact's current private chat and that they can be reached there."""
-        at = _ts(_utcnow())
+        at = _ts(now)
         await self._run(
             lambda db: db.execute(
                 "UPDATE contacts SET chat_id = ?, blocked = 0, updated_at = ? WHERE id = ?", (chat_id, at, contact_id)
@@ -264,9 +263,9 @@ class Contacts(Connection):
         logger.info("purged %d report(s), %d contact(s)", purged.reports, purged.contacts)
         return purged
 
-    async def set_contact_language(self, contact_id: int, lang: str) -> None:
+    async def set_contact_language(self, contact_id: int, lang: str, *, now: dt.datetime) -> None:
         """Set the contact's language (also in their saved session)."""
-        at = _ts(_utcnow())
+        at = _ts(now)
 
         def work(db: Db) -> None:
             row = _one(db, "SELECT session_json FROM contacts WHERE id = ?", (contact_id,))
@@ -283,18 +282,18 @@ class Contacts(Connection):
 
         await self._run(work, write=True)
 
-    async def set_reminders_paused(self, contact_id: int, paused: bool) -> None:
+    async def set_reminders_paused(self, contact_id: int, paused: bool, *, now: dt.datetime) -> None:
         """Pause or resume reminders for the contact."""
-        await self._set_contact_flag(contact_id, "reminders_paused", paused)
+        await self._set_contact_flag(contact_id, "reminders_paused", paused, now)
 
-    async def mark_blocked(self, contact_id: int, blocked: bool = True) -> None:
+    async def mark_blocked(self, contact_id: int, blocked: bool = True, *, now: dt.datetime) -> None:
         """Record that the contact blocked the bot (or unblocked it)."""
-        await self._set_contact_flag(contact_id, "blocked", blocked)
+        await self._set_contact_flag(contact_id, "blocked", blocked, now)
 
-    async def _set_contact_flag(self, contact_id: int, column: str, value: bool) -> None:
+    async def _set_contact_flag(self, contact_id: int, column: str, value: bool, now: dt.datetime) -> None:
         """Set one boolean column of a contact."""
         assert column in {"reminders_paused", "blocked"}
-        at = _ts(_utcnow())
+        at = _ts(now)
 
         def work(db: Db) -> None:
             cur = db.execute(

@@ -36,7 +36,6 @@ from bot.storage.rows import (
     _token_hash,
     _ts,
     _ts_opt,
-    _utcnow,
 )
 
 logger = logging.getLogger(__name__)
@@ -281,12 +280,10 @@ class Invitations(Connection):
         )
         return {str(row["email"]).casefold() for row in rows}
 
-    async def revoke_invitation(self, token: str, *, now: dt.datetime | None = None) -> bool:
+    async def revoke_invitation(self, token: str, *, now: dt.datetime) -> bool:
         """Revoke one invitation; False if the token is unknown or already revoked."""
         if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
             return False
-        when = now or _utcnow()
-
         def work(db: Db) -> int | None:
             row = _one(
                 db,
@@ -295,8 +292,8 @@ class Invitations(Connection):
             )
             if row is None:
                 return None
-            db.execute("UPDATE invitations SET revoked_at = ? WHERE id = ?", (_ts(when), row["id"]))
-            _audit(db, row["report_id"], None, None, "revoke", json.dumps({"invitation": row["id"]}), None, when)
+            db.execute("UPDATE invitations SET revoked_at = ? WHERE id = ?", (_ts(now), row["id"]))
+            _audit(db, row["report_id"], None, None, "revoke", json.dumps({"invitation": row["id"]}), None, now)
             return int(row["id"])
 
         invitation_id = await self._run(work, write=True)

@@ -384,11 +384,6 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def _utcnow() -> dt.datetime:
-    """Return the current time in UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
 def _ts(moment: dt.datetime) -> str:
     """Format a time for storage (aware times are stored in UTC)."""
     if moment.tzinfo is not None:
