@@ -91,9 +91,11 @@ async def open_storage(data_dir: Path) -> Storage:
 
 
 async def redeem(storage: Storage, token: str, user_id: int, language: str = "en") -> Contact | None:
-    return await storage.redeem_invitation(
-        token, telegram_user_id=user_id, chat_id=user_id, display_name=f"User {user_id}", language=language, now=NOW
-    )
+    return (
+        await storage.redeem(
+            token, telegram_user_id=user_id, chat_id=user_id, display_name=f"User {user_id}", language=language, now=NOW
+        )
+    ).contact
 
 
 async def new_token(storage: Storage, city: str, country: str, joined: str | None = None) -> str:

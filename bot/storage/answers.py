@@ -81,7 +81,6 @@ class Answers(Connection):
         *,
         answer_message: tuple[int, str, str] | None = None,
         update_id: int | None = None,
-        check_version: bool = True,
     ) -> None:
         """Commit the answers and status that changed from `before` to `after`, and the session.
 
@@ -105,7 +104,7 @@ class Answers(Connection):
             now=now,
             answer_message=answer_message,
             update_id=update_id,
-            expected_version=before.version if check_version else None,
+            expected_version=before.version,
         )
         await self._run(work, write=True)
 
@@ -136,7 +135,6 @@ class Answers(Connection):
         contact_id: int,
         attachment: Attachment,
         now: dt.datetime,
-        telegram_file_unique_id: str | None = None,
         *,
         max_files: int | None = None,
         update_id: int | None = None,
@@ -167,7 +165,7 @@ class Answers(Connection):
                     raise FilesFull(f"report {report_id} has {count} files")
             cur = db.execute(
                 "INSERT OR IGNORE INTO attachments (report_id, sha256, name, mime_type, size, caption,"
-                " uploaded_by, uploaded_at, telegram_file_unique_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     report_id,
                     attachment.sha256,
@@ -177,7 +175,6 @@ class Answers(Connection):
                     attachment.caption,
                     contact_id,
                     _ts(now),
-                    telegram_file_unique_id,
                 ),
             )
             if cur.rowcount != 1:
@@ -284,7 +281,7 @@ def _save(
     now: dt.datetime,
     answer_message: tuple[int, str, str] | None,
     update_id: int | None,
-    expected_version: int | None,
+    expected_version: int,
 ) -> None:
     """Write one save (see `Storage.save`): changed answers with their audit rows, status, session."""
     at = _ts(now)
@@ -294,7 +291,7 @@ def _save(
         row = _one(db, "SELECT version FROM reports WHERE id = ?", (report_id,))
         if row is None:
             raise LookupError(f"no report with id {report_id}")
-        if expected_version is not None and int(row["version"]) != expected_version:
+        if int(row["version"]) != expected_version:
             raise ReportChanged(f"report {report_id} is at version {row['version']}, not {expected_version}")
         _bump(db, report_id)
     for question_id, value in changed.items():

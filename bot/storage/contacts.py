@@ -37,7 +37,6 @@ from bot.storage.rows import (
     _require_report,
     _rowid,
     _scalar_args,
-    _session,
     _ts,
 )
 
@@ -93,25 +92,6 @@ class Contacts(Connection):
             ),
             write=True,
         )
-
-    async def contacts_of_report(self, report_id: int) -> list[Contact]:
-        """Return the report's contacts, oldest first."""
-        rows = await self._run(
-            lambda db: _all(
-                db,
-                f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE report_id = ? AND {_ACTIVE} ORDER BY id",
-                (report_id,),
-            ),
-            write=False,
-        )
-        return [_contact(row) for row in rows]
-
-    async def all_contacts(self) -> list[Contact]:
-        """Return every contact, oldest first."""
-        rows = await self._run(
-            lambda db: _all(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE {_ACTIVE} ORDER BY id"), write=False
-        )
-        return [_contact(row) for row in rows]
 
     async def contact_listing(self, survey_id: str, report_id: int | None = None) -> list[ContactListing]:
         """The current contacts of every city (or one), by city then joining order, for the team."""
@@ -262,25 +242,6 @@ class Contacts(Connection):
         await self.checkpoint()
         logger.info("purged %d report(s), %d contact(s)", purged.reports, purged.contacts)
         return purged
-
-    async def set_contact_language(self, contact_id: int, lang: str, *, now: dt.datetime) -> None:
-        """Set the contact's language (also in their saved session)."""
-        at = _ts(now)
-
-        def work(db: Db) -> None:
-            row = _one(db, "SELECT session_json FROM contacts WHERE id = ?", (contact_id,))
-            if row is None:
-                raise LookupError(f"no contact with id {contact_id}")
-            session_json = row["session_json"]
-            if session_json is not None:
-                session = _session(session_json, lang, contact_id)
-                session_json = session.model_copy(update={"language": lang}).model_dump_json()
-            db.execute(
-                "UPDATE contacts SET language = ?, session_json = ?, updated_at = ? WHERE id = ?",
-                (lang, session_json, at, contact_id),
-            )
-
-        await self._run(work, write=True)
 
     async def set_reminders_paused(self, contact_id: int, paused: bool, *, now: dt.datetime) -> None:
         """Pause or resume reminders for the contact."""

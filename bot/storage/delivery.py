@@ -138,9 +138,9 @@ class Delivery(Connection):
             return set()
         return await self._run(lambda db: _handled(db, update_ids), write=False)
 
-    async def prune(self, handled_before: dt.datetime, *, messages_kept: int = ANSWER_MESSAGES_KEPT) -> None:
+    async def prune(self, handled_before: dt.datetime) -> None:
         """Drop what only serves recent updates: handled-update marks older than `handled_before`, and
-        the message -> answer mapping of messages more than `messages_kept` behind each contact's newest
+        the message -> answer mapping of messages more than `ANSWER_MESSAGES_KEPT` behind each contact's newest
         (an edit of such an old message is no longer applied). Run while the bot runs, not only at start."""
 
         def work(db: Db) -> None:
@@ -148,7 +148,7 @@ class Delivery(Connection):
             db.execute(
                 "DELETE FROM answer_messages WHERE message_id < (SELECT max(m.message_id) FROM answer_messages AS m"
                 " WHERE m.contact_id = answer_messages.contact_id) - ?",
-                (messages_kept,),
+                (ANSWER_MESSAGES_KEPT,),
             )
 
         await self._run(work, write=True, fsync=False)

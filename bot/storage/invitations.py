@@ -19,7 +19,6 @@ from bot.storage.rows import (
     _INVITATION_COLUMNS,
     _TOKEN_RE,
     City,
-    Contact,
     Db,
     Invitation,
     Redeemed,
@@ -142,29 +141,6 @@ class Invitations(Connection):
         cities = await self._run(work, write=True)
         logger.info("created %d invitations at once", len(cities))
         return cities
-
-    async def redeem_invitation(
-        self,
-        token: str,
-        *,
-        telegram_user_id: int,
-        chat_id: int,
-        display_name: str,
-        language: str,
-        now: dt.datetime,
-        username: str | None = None,
-    ) -> Contact | None:
-        """Bind the Telegram user to the token's report; None if the link does not let them in."""
-        result = await self.redeem(
-            token,
-            telegram_user_id=telegram_user_id,
-            chat_id=chat_id,
-            display_name=display_name,
-            language=language,
-            now=now,
-            username=username,
-        )
-        return result.contact
 
     async def redeem(
         self,

@@ -169,6 +169,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE reports ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     """,
+    # v8: attachments lose telegram_file_unique_id, which nothing ever wrote (DROP COLUMN: SQLite 3.35+).
+    """
+    ALTER TABLE attachments DROP COLUMN telegram_file_unique_id;
+    """,
 )
 
 
