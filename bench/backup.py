@@ -61,7 +61,7 @@ async def build(data: Path) -> None:
             attachment = Attachment(
                 sha256=sha, name=f"plan-{city.id}.pdf", mime_type="application/pdf", size=len(content)
             )
-            contact = (await storage.contacts_of_report(city.id))[0]
+            contact = (await storage.contact_listing(city.survey_id, city.id))[0].contact
             await storage.add_attachment(city.id, contact.id, attachment, utc_now())
     finally:
         await storage.close()

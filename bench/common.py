@@ -495,14 +495,16 @@ async def seed(
             token = await storage.create_invitation(report.id, SEED_NOW)
             contacts: list[Contact] = []
             for k in range(contacts_per_report):
-                contact = await storage.redeem_invitation(
-                    token,
-                    telegram_user_id=user_id + k,
-                    chat_id=user_id + k,
-                    display_name=" ".join(_person(rng)[0].split()[:2]),
-                    language="en",
-                    now=SEED_NOW,
-                )
+                contact = (
+                    await storage.redeem(
+                        token,
+                        telegram_user_id=user_id + k,
+                        chat_id=user_id + k,
+                        display_name=" ".join(_person(rng)[0].split()[:2]),
+                        language="en",
+                        now=SEED_NOW,
+                    )
+                ).contact
                 assert contact is not None
                 contacts.append(contact)
             answers = answers_for(index, rng)

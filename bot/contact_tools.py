@@ -47,7 +47,7 @@ async def run(
     """Carry out one of `commands.CONTACT_TOOLS` for `contact` and say what happened (`links`: how
     colleague links are made here; None where they cannot be, the console)."""
     if name == commands.REMINDERS.name:
-        return await toggle_reminders(storage, contact)
+        return await toggle_reminders(storage, contact, now=now)
     if name == commands.COLLEAGUE.name:
         return await colleague_link(storage, contact, now=now, links=links)
     if name == commands.MYDATA.name:
@@ -57,10 +57,10 @@ async def run(
     raise ValueError(f"not a contact tool: {name!r}")
 
 
-async def toggle_reminders(storage: Storage, contact: Contact) -> Reply:
+async def toggle_reminders(storage: Storage, contact: Contact, *, now: dt.datetime) -> Reply:
     """/reminders: pause or resume deadline reminders for this contact."""
     paused = not contact.reminders_paused
-    await storage.set_reminders_paused(contact.id, paused)
+    await storage.set_reminders_paused(contact.id, paused, now=now)
     _ = get_translator(contact.language).t
     return Reply(
         _("Deadline reminders are paused. Send /reminders again to resume them.")

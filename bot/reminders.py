@@ -196,7 +196,7 @@ async def send_due(
             await send(item.contact.chat_id, reminder_reply(survey, policy, item, tr, now))
         except Unreachable:
             result.blocked += 1
-            await storage.mark_blocked(item.contact.id)
+            await storage.mark_blocked(item.contact.id, now=now)
         except Exception:  # a failed send is released so the next run tries again
             result.failed += 1
             logger.warning("reminder to contact %s failed", item.contact.id, exc_info=True)

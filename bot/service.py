@@ -296,7 +296,7 @@ class IntakeService:
         _ = tr.t
         try:
             removed = await self.storage.remove_attachment(
-                contact.report_id, sha, contact_id=contact.id, only_open=True
+                contact.report_id, sha, contact_id=contact.id, now=self.clock(), only_open=True
             )
         except ReportClosed:
             return self.renderer.one(Rejected(Refusal.READ_ONLY), step.report, step.session, tr)[0]

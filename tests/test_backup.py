@@ -27,7 +27,8 @@ import pytest
 
 from bot import backup
 from bot.settings import ENVIRONMENT_VARIABLES
-from bot.storage import MIGRATIONS, SCHEMA_VERSION, Storage, _statements
+from bot.storage import MIGRATIONS, SCHEMA_VERSION, Storage
+from bot.storage.migrations import _statements
 from tests.bot_process import ROOT
 from tests.fakes.bot_api import FakeBotAPI
 from tests.telegram_harness import SURVEY, running_bot

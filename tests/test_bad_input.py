@@ -259,7 +259,7 @@ async def fill_files(c: Ctx, count: int) -> None:
     storage, report_id = c.w.h.storage, c.w.report_ids[c.user]
     attached = await storage.attachments(report_id)
     for a in attached[count:]:
-        await storage.remove_attachment(report_id, a.sha256)
+        await storage.remove_attachment(report_id, a.sha256, now=c.w.h.front.service.clock())
     person = c.w.people[c.user]
     for i in range(len(attached), count):
         name = f"filler-{i}-{next(_raw_ids)}.pdf"
@@ -315,7 +315,7 @@ async def send_command_to_edit_later(c: Ctx) -> None:
 
 async def revoked_token(c: Ctx) -> None:
     token = await c.w.h.invite("Porto", "Portugal")
-    assert await c.w.h.storage.revoke_invitation(token)
+    assert await c.w.h.storage.revoke_invitation(token, now=c.w.h.front.service.clock())
     c.data["token"] = token
 
 

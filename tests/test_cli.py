@@ -82,9 +82,11 @@ async def open_storage(data_dir: Path) -> Storage:
 
 
 async def redeem(storage: Storage, token: str, user_id: int, language: str = "en") -> Contact | None:
-    return await storage.redeem_invitation(
-        token, telegram_user_id=user_id, chat_id=user_id, display_name=f"User {user_id}", language=language, now=NOW
-    )
+    return (
+        await storage.redeem(
+            token, telegram_user_id=user_id, chat_id=user_id, display_name=f"User {user_id}", language=language, now=NOW
+        )
+    ).contact
 
 
 async def new_token(storage: Storage, city: str, country: str, joined: str | None = None) -> str:
@@ -330,7 +332,7 @@ async def reminder_setup(data: Path, api: FakeBotAPI) -> None:
         extra = await redeem(storage, await new_token(storage, "Hamburg", "Germany"), 3004, "fr")
         paused = await redeem(storage, await new_token(storage, "Hamburg", "Germany"), 3005)
         assert extra and paused
-        await storage.set_reminders_paused(paused.id, True)
+        await storage.set_reminders_paused(paused.id, True, now=NOW)
     finally:
         await storage.close()
     for user_id in (3001, 3002, 3003, 3004, 3005):

@@ -87,7 +87,8 @@ async def test_a_link_shared_on_purpose_with_uses_2(tmp_path: Path) -> None:
         await second.send(f"/start {token}", "This report is for Hamburg, Germany")
         await refused(third, token, USED)
         report_id = (await h.contact(1201)).report_id
-        assert [c.telegram_user_id for c in await h.storage.contacts_of_report(report_id)] == [1201, 1202]
+        listing = await h.storage.contact_listing(h.survey.id, report_id)
+        assert [c.contact.telegram_user_id for c in listing] == [1201, 1202]
 
 
 async def test_an_expired_link_lets_nobody_in(tmp_path: Path) -> None:
@@ -316,7 +317,8 @@ async def test_cli_contacts_and_remove_contact(tmp_path: Path, api: FakeBotAPI) 
 
 async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Path) -> None:
     """A database from before personal invitations, migrated: its link still admits any number of accounts."""
-    from bot.storage import MIGRATIONS, SCHEMA_VERSION, _statements
+    from bot.storage import MIGRATIONS, SCHEMA_VERSION
+    from bot.storage.migrations import _statements
 
     personal = next(i for i, script in enumerate(MIGRATIONS) if "invitation_uses" in script)
     path = tmp_path / "gnlc.sqlite3"

@@ -65,9 +65,11 @@ async def seed_two_cities(data: Path) -> tuple[str, str]:
         for user, (city_name, country) in ((2201, ("Hamburg", "Germany")), (2202, ("Lyon", "France"))):
             city = await storage.find_or_create_report(SURVEY.id, city_name, country, None, now)
             token = await storage.create_invitation(city.id, now, max_uses=1)
-            contact = await storage.redeem_invitation(
-                token, telegram_user_id=user, chat_id=user, display_name=city_name, language="en", now=now
-            )
+            contact = (
+                await storage.redeem(
+                    token, telegram_user_id=user, chat_id=user, display_name=city_name, language="en", now=now
+                )
+            ).contact
             assert contact is not None
             before, session = await storage.load(contact)
             answer = PLANTED_ANSWER if city_name == "Hamburg" else "Lyon keeps this answer"

@@ -199,4 +199,4 @@ async def test_the_fifth_file_slot(tmp_path: Path) -> None:
             assert len(files) == limit and saved.count(True) == 1, (round_, offset, saved, [f.name for f in files])
             winner = files[-1]
             assert winner.name == (f"a{round_}.pdf" if saved[0] else f"b{round_}.pdf")
-            await h.storage.remove_attachment(contact.report_id, winner.sha256)
+            await h.storage.remove_attachment(contact.report_id, winner.sha256, now=h.front.service.clock())

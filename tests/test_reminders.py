@@ -45,9 +45,11 @@ async def contact(storage, city, user_id, language="en", answers=None, status=No
     now = dt.datetime(2021, 10, 1, tzinfo=UTC)
     report = await storage.find_or_create_report(SURVEY.id, city, "Country", None, now)
     token = await storage.create_invitation(report.id, now)
-    c = await storage.redeem_invitation(
-        token, telegram_user_id=user_id, chat_id=user_id, display_name=city, language=language, now=now
-    )
+    c = (
+        await storage.redeem(
+            token, telegram_user_id=user_id, chat_id=user_id, display_name=city, language=language, now=now
+        )
+    ).contact
     if answers:
         before, _session = await storage.load(c)
         await storage.save(c, before, Report(answers=answers), Session(language=language), now)
@@ -75,7 +77,7 @@ async def test_each_offset_once_per_contact_in_language_skipping_done_cities(sto
     await contact(storage, "Done", 103, "en", status=ReportStatus.SUBMITTED)
     await contact(storage, "Yeosu", 104, "en", status=ReportStatus.EXEMPT)
     paused = await contact(storage, "Paused", 105, "en")
-    await storage.set_reminders_paused(paused.id, True)
+    await storage.set_reminders_paused(paused.id, True, now=dt.datetime(2021, 10, 1, tzinfo=UTC))
 
     out = Outbox()
     result = await send_due(storage, SURVEY, POLICY, at(24), out)  # 7 days before

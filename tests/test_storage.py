@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -55,9 +56,11 @@ async def new_city(storage: Storage, name: str = "Espoo", country: str = "Finlan
 
 async def telegram_contact(storage: Storage, city: City, user_id: int = 1001, language: str = "en") -> Contact:
     token = await storage.create_invitation(city.id, NOW)
-    contact = await storage.redeem_invitation(
-        token, telegram_user_id=user_id, chat_id=user_id, display_name=f"user {user_id}", language=language, now=NOW
-    )
+    contact = (
+        await storage.redeem(
+            token, telegram_user_id=user_id, chat_id=user_id, display_name=f"user {user_id}", language=language, now=NOW
+        )
+    ).contact
     assert contact is not None
     return contact
 
@@ -435,19 +438,21 @@ async def test_contact_stored_with_the_old_portuguese_code_reads_as_brazilian(st
     assert stored == "pt_BR"  # written back under the current code at the next save
 
 
-async def test_set_contact_language_updates_session(storage: Storage) -> None:
+async def test_a_saved_language_updates_session_and_contact(storage: Storage) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
-    await storage.set_contact_language(contact.id, "ru")
+    before, session = await storage.load(contact)
+    await storage.save(contact, before, before, session.model_copy(update={"language": "ru"}), NOW)
     assert (await storage.load(contact))[1] == Session(language="ru")
     before, _ = await storage.load(contact)
     await storage.save(contact, before, before, Session(language="ru", mode=Mode.ASKING, cursor="q1"), NOW)
-    await storage.set_contact_language(contact.id, "zh")
+    before, session = await storage.load(contact)
+    await storage.save(contact, before, before, session.model_copy(update={"language": "zh"}), NOW)
     _, session = await storage.load(contact)
     assert session == Session(language="zh", mode=Mode.ASKING, cursor="q1")
-    assert (await storage.all_contacts())[0].language == "zh"
+    assert (await storage.console_contact_if_exists("c")) == dataclasses.replace(contact, language="zh")
     with pytest.raises(LookupError):
-        await storage.set_contact_language(999, "en")
+        await storage.save(dataclasses.replace(contact, id=999), before, before, Session(language="en"), NOW)
 
 
 async def test_iter_reports_with_answers_streams_each_report(storage: Storage) -> None:
@@ -492,9 +497,9 @@ async def test_redeem_rebind_and_revoke(storage: Storage, db_path: Path) -> None
     espoo = await new_city(storage)
     cork = await new_city(storage, "Cork", "Ireland")
     token = await storage.create_invitation(espoo.id, NOW)
-    contact = await storage.redeem_invitation(
-        token, telegram_user_id=5, chat_id=50, display_name="Ann", language="fi", now=NOW
-    )
+    contact = (
+        await storage.redeem(token, telegram_user_id=5, chat_id=50, display_name="Ann", language="fi", now=NOW)
+    ).contact
     assert contact is not None
     assert contact == Contact(
         id=contact.id,
@@ -508,43 +513,39 @@ async def test_redeem_rebind_and_revoke(storage: Storage, db_path: Path) -> None
         blocked=False,
     )
     # A second person may use the same token; the same person again is idempotent.
-    other = await storage.redeem_invitation(
-        token, telegram_user_id=6, chat_id=60, display_name="B", language="en", now=NOW
-    )
+    other = (
+        await storage.redeem(token, telegram_user_id=6, chat_id=60, display_name="B", language="en", now=NOW)
+    ).contact
     assert other is not None and other.report_id == espoo.id
-    same = await storage.redeem_invitation(
-        token, telegram_user_id=5, chat_id=51, display_name="Ann", language="en", now=NOW
-    )
+    same = (
+        await storage.redeem(token, telegram_user_id=5, chat_id=51, display_name="Ann", language="en", now=NOW)
+    ).contact
     assert same is not None and same.id == contact.id and same.chat_id == 51 and same.language == "fi"
-    assert [c.telegram_user_id for c in await storage.contacts_of_report(espoo.id)] == [5, 6]
+    assert [c.contact.telegram_user_id for c in await storage.contact_listing(SURVEY, espoo.id)] == [5, 6]
 
     # Rebinding to another city's report starts a fresh session there.
     before, _ = await storage.load(contact)
     await storage.save(contact, before, before, Session(language="fi", mode=Mode.ASKING, cursor="q9"), NOW)
-    await storage.mark_blocked(contact.id)
+    await storage.mark_blocked(contact.id, now=NOW)
     cork_token = await storage.create_invitation(cork.id, NOW)
-    moved = await storage.redeem_invitation(
-        cork_token, telegram_user_id=5, chat_id=50, display_name="Ann", language="fi", now=NOW
-    )
+    moved = (
+        await storage.redeem(cork_token, telegram_user_id=5, chat_id=50, display_name="Ann", language="fi", now=NOW)
+    ).contact
     assert moved is not None and moved.id == contact.id and moved.report_id == cork.id and not moved.blocked
     assert (await storage.load(moved))[1] == Session(language="fi")
     assert await storage.contact_by_telegram_user(5) == moved
     assert await storage.contact_by_telegram_user(12345) is None
 
-    assert await storage.revoke_invitation(token)
-    assert not await storage.revoke_invitation(token)
+    assert await storage.revoke_invitation(token, now=NOW)
+    assert not await storage.revoke_invitation(token, now=NOW)
     assert (
-        await storage.redeem_invitation(token, telegram_user_id=7, chat_id=7, display_name="", language="en", now=NOW)
-        is None
-    )
+        await storage.redeem(token, telegram_user_id=7, chat_id=7, display_name="", language="en", now=NOW)
+    ).contact is None
     assert await storage.revoke_report_invitations(cork.id, NOW) == 1
     assert await storage.revoke_report_invitations(cork.id, NOW) == 0
     assert (
-        await storage.redeem_invitation(
-            cork_token, telegram_user_id=8, chat_id=8, display_name="", language="en", now=NOW
-        )
-        is None
-    )
+        await storage.redeem(cork_token, telegram_user_id=8, chat_id=8, display_name="", language="en", now=NOW)
+    ).contact is None
     with raw(db_path) as conn:
         used = dict(conn.execute("SELECT report_id, used_count FROM invitations").fetchall())
     conn.close()
@@ -569,12 +570,12 @@ async def test_redeem_rebind_and_revoke(storage: Storage, db_path: Path) -> None
 )
 async def test_garbage_tokens_are_refused_quietly(storage: Storage, garbage: str) -> None:
     await new_city(storage)
-    result = await storage.redeem_invitation(
-        garbage, telegram_user_id=1, chat_id=1, display_name="x", language="en", now=NOW
-    )
+    result = (
+        await storage.redeem(garbage, telegram_user_id=1, chat_id=1, display_name="x", language="en", now=NOW)
+    ).contact
     assert result is None
-    assert not await storage.revoke_invitation(garbage)
-    assert await storage.all_contacts() == []
+    assert not await storage.revoke_invitation(garbage, now=NOW)
+    assert await storage.contact_listing(SURVEY) == []
 
 
 async def test_console_contact_get_or_create(storage: Storage) -> None:
@@ -592,16 +593,16 @@ async def test_console_contact_get_or_create(storage: Storage) -> None:
 async def test_contact_flags(storage: Storage) -> None:
     city = await new_city(storage)
     contact = await storage.console_contact("c", city.id, "en", NOW)
-    await storage.set_reminders_paused(contact.id, True)
-    await storage.mark_blocked(contact.id)
-    (flagged,) = await storage.contacts_of_report(city.id)
+    await storage.set_reminders_paused(contact.id, True, now=NOW)
+    await storage.mark_blocked(contact.id, now=NOW)
+    (flagged,) = [listed.contact for listed in await storage.contact_listing(SURVEY, city.id)]
     assert flagged.reminders_paused and flagged.blocked
-    await storage.set_reminders_paused(contact.id, False)
-    await storage.mark_blocked(contact.id, blocked=False)
-    (cleared,) = await storage.all_contacts()
+    await storage.set_reminders_paused(contact.id, False, now=NOW)
+    await storage.mark_blocked(contact.id, blocked=False, now=NOW)
+    (cleared,) = [listed.contact for listed in await storage.contact_listing(SURVEY)]
     assert not cleared.reminders_paused and not cleared.blocked
     with pytest.raises(LookupError):
-        await storage.mark_blocked(999)
+        await storage.mark_blocked(999, now=NOW)
 
 
 # ---------------------------------------------------------------- attachments, messages, reminders, admins
@@ -612,7 +613,7 @@ async def test_attachments_dedupe_order_and_audit(storage: Storage, db_path: Pat
     contact = await storage.console_contact("c", city.id, "en", NOW)
     a = Attachment(sha256="a" * 64, name="plan.pdf", mime_type="application/pdf", size=1000, caption="Strategy 2021")
     b = Attachment(sha256="b" * 64, name="photo.jpg", mime_type=None, size=5)
-    assert await storage.add_attachment(city.id, contact.id, b, later(1), telegram_file_unique_id="uniq")
+    assert await storage.add_attachment(city.id, contact.id, b, later(1))
     assert await storage.add_attachment(city.id, contact.id, a, later(2))
     assert not await storage.add_attachment(city.id, contact.id, b.model_copy(update={"name": "again.jpg"}), later(3))
     assert await storage.attachments(city.id) == (b, a)
@@ -624,8 +625,8 @@ async def test_attachments_dedupe_order_and_audit(storage: Storage, db_path: Pat
     assert not await storage.describe_attachment(city.id, "c" * 64, "No such file", now=later(5))
     b = b.model_copy(update={"caption": "The festival"})
     assert await storage.attachments(city.id) == (b, a)
-    assert await storage.remove_attachment(city.id, b.sha256, contact_id=contact.id) == b
-    assert await storage.remove_attachment(city.id, b.sha256) is None
+    assert await storage.remove_attachment(city.id, b.sha256, contact_id=contact.id, now=NOW) == b
+    assert await storage.remove_attachment(city.id, b.sha256, now=NOW) is None
     assert await storage.attachments(city.id) == (a,)
     actions = [
         (r["action"], r["contact_id"])

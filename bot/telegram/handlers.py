@@ -232,7 +232,7 @@ class TelegramFrontEnd:
             raise ApplicationHandlerStop
         contact, report, session = found
         if update.message is not None and (contact.blocked or contact.chat_id != chat_id):
-            await self.storage.rebind_chat(contact.id, chat_id)
+            await self.storage.rebind_chat(contact.id, chat_id, now=self.service.clock())
         if update.update_id in self.replays:
             show = self.replays.pop(update.update_id)
             # A replayed button press is not answered: it was answered before the crash, or its
@@ -448,7 +448,7 @@ class TelegramFrontEnd:
         if isinstance(error, Unreachable):
             logger.info("chat %s blocked the bot", chat_id)
             if user is not None and (contact := await self._contact_quietly(user.id)) is not None:
-                await self.storage.mark_blocked(contact.id)
+                await self.storage.mark_blocked(contact.id, now=self.service.clock())
             return
         tr = get_translator(inputs.language_of(user, self.settings.regional_defaults))
         if isinstance(error, ContactRemoved):
