@@ -342,9 +342,7 @@ async def test_a_link_from_before_the_migration_keeps_its_behaviour(tmp_path: Pa
         db.close()
     storage = await Storage.open(path)
     try:
-        assert await storage._run(lambda c: c.execute("PRAGMA user_version").fetchone()[0], write=False) == (
-            SCHEMA_VERSION
-        )
+        assert (await storage._fetch("PRAGMA user_version"))[0][0] == SCHEMA_VERSION
         now = dt.datetime.now(dt.UTC)  # years later: no expiry
         for user in (11, 12, 13):
             result = await storage.redeem(

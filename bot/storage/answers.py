@@ -15,13 +15,16 @@ Rules of this module:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import sqlite3
 from collections.abc import AsyncGenerator
 from functools import partial
 
 from bot.storage.connection import Connection
 from bot.storage.rows import (
     _ACTIVE,
+    _CONTACT_COLUMNS,
     _REPORT_COLUMNS,
     _STATUS_ACTION,
     Contact,
@@ -36,16 +39,16 @@ from bot.storage.rows import (
     _attachment,
     _attachments,
     _audit,
+    _audit_many,
     _bump,
     _city,
-    _contact_of_user,
+    _contact,
     _decode,
     _encode,
     _one,
     _parse_ts,
     _scalar_p,
     _session,
-    _split_languages,
     _status_json,
     _ts,
     _ts_opt,
@@ -54,6 +57,16 @@ from conversation.state import AnswerValue, Attachment, Report, ReportStatus, Se
 
 logger = logging.getLogger(__name__)
 
+# A contact's report and session in one query (tables `c` and `r`), so one round trip reads one
+# consistent snapshot: the report's answers and files come as JSON arrays.
+_STATE_COLUMNS = (
+    "c.language AS state_language, c.session_json, r.status, r.submitted_at, r.version,"
+    " (SELECT json_group_array(json_array(a.question_id, a.value_json)) FROM answers AS a"
+    " WHERE a.report_id = r.id) AS answers,"
+    " (SELECT json_group_array(json_array(f.uploaded_at, f.id, f.sha256, f.name, f.mime_type, f.size, f.caption))"
+    " FROM attachments AS f WHERE f.report_id = r.id) AS files"
+)
+
 
 class Answers(Connection):
     """Reports' answers, files and the contacts' sessions."""
@@ -61,15 +74,26 @@ class Answers(Connection):
     async def contact_with_state(self, user_id: int) -> tuple[Contact, Report, Session] | None:
         """The contact bound to this Telegram user with their report and session (one snapshot), or None."""
 
-        def work(db: Db) -> tuple[Contact, Report, Session] | None:
-            contact = _contact_of_user(db, user_id)
-            return None if contact is None else (contact, *_load(db, contact=contact))
-
-        return await self._run(work, write=False)
+        columns = ", ".join(f"c.{name.strip()}" for name in _CONTACT_COLUMNS.split(","))
+        row = await self._fetch_one(
+            f"SELECT {columns}, {_STATE_COLUMNS} FROM contacts AS c JOIN reports AS r ON r.id = c.report_id"
+            f" WHERE c.telegram_user_id = ? AND c.{_ACTIVE}",
+            (user_id,),
+        )
+        if row is None:
+            return None
+        contact = _contact(row)
+        return (contact, *_state(row, contact.id))
 
     async def load(self, contact: Contact) -> tuple[Report, Session]:
         """Return the contact's report and their own session, read in one snapshot."""
-        return await self._run(partial(_load, contact=contact), write=False)
+        row = await self._fetch_one(
+            f"SELECT {_STATE_COLUMNS} FROM contacts AS c, reports AS r WHERE c.id = ? AND r.id = ?",
+            (contact.id, contact.report_id),
+        )
+        if row is None:
+            raise LookupError(f"no contact with id {contact.id} or no report with id {contact.report_id}")
+        return _state(row, contact.id)
 
     async def save(
         self,
@@ -91,26 +115,21 @@ class Answers(Connection):
         message carried the answer, so editing that message later can update it. `update_id` is
         the Telegram update that caused the change, remembered so a redelivery is not applied twice.
         """
-        changed = sorted(
-            q for q in before.answers.keys() | after.answers.keys() if before.answers.get(q) != after.answers.get(q)
-        )
         work = partial(
             _save,
             contact=contact,
-            changed={q: after.answers.get(q) for q in changed},
-            status_changed=before.status != after.status or before.submitted_at != after.submitted_at,
+            before=before,
             after=after,
             session=session,
             now=now,
             answer_message=answer_message,
             update_id=update_id,
-            expected_version=before.version,
         )
         await self._run(work, write=True)
 
     async def answers_of(self, report_id: int) -> dict[str, AnswerValue]:
         """Return the report's answers by question id."""
-        return await self._run(lambda db: _answers(db, report_id), write=False)
+        return await self._alone(partial(_answers, report_id=report_id))
 
     async def iter_reports_with_answers(self, survey_id: str, batch: int = 100) -> AsyncGenerator[ReportExport, None]:
         """Yield (city, answers, attachments) for each report of the survey, in id order.
@@ -146,24 +165,26 @@ class Answers(Connection):
         that carried the file: it counts as handled only once the file is recorded.
         """
 
-        def work(db: Db) -> bool:
+        async def work(db: Db) -> bool:
             if max_files is not None:
-                row = _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
+                row = await _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
                 if row is None:
                     raise LookupError(f"no report with id {report_id}")
                 if row["status"] != ReportStatus.OPEN.value:
                     raise ReportClosed(f"report {report_id} is {row['status']}")
             if update_id is not None:
-                db.execute(
+                await db.execute(
                     "INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, _ts(now))
                 )
-            if _one(db, "SELECT 1 FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, attachment.sha256)):
+            if await _one(
+                db, "SELECT 1 FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, attachment.sha256)
+            ):
                 return False
             if max_files is not None:
-                count = int(_scalar_p(db, "SELECT count(*) FROM attachments WHERE report_id = ?", (report_id,)))
+                count = int(await _scalar_p(db, "SELECT count(*) FROM attachments WHERE report_id = ?", (report_id,)))
                 if count >= max_files:
                     raise FilesFull(f"report {report_id} has {count} files")
-            cur = db.execute(
+            cur = await db.execute(
                 "INSERT OR IGNORE INTO attachments (report_id, sha256, name, mime_type, size, caption,"
                 " uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -179,8 +200,8 @@ class Answers(Connection):
             )
             if cur.rowcount != 1:
                 return False
-            _bump(db, report_id)
-            _audit(db, report_id, contact_id, None, "attach", None, attachment.model_dump_json(), now)
+            await _bump(db, report_id)
+            await _audit(db, report_id, contact_id, None, "attach", None, attachment.model_dump_json(), now)
             return True
 
         return await self._run(work, write=True)
@@ -190,8 +211,8 @@ class Answers(Connection):
     ) -> bool:
         """Give the report's file a new description (caption); False if there is no such file or no change."""
 
-        def work(db: Db) -> bool:
-            row = _one(
+        async def work(db: Db) -> bool:
+            row = await _one(
                 db,
                 "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? AND sha256 = ?",
                 (report_id, sha256),
@@ -199,12 +220,14 @@ class Answers(Connection):
             if row is None or row["caption"] == caption:
                 return False
             before = _attachment(row)
-            db.execute(
+            await db.execute(
                 "UPDATE attachments SET caption = ? WHERE report_id = ? AND sha256 = ?", (caption, report_id, sha256)
             )
-            _bump(db, report_id)
+            await _bump(db, report_id)
             after = before.model_copy(update={"caption": caption})
-            _audit(db, report_id, contact_id, None, "describe", before.model_dump_json(), after.model_dump_json(), now)
+            await _audit(
+                db, report_id, contact_id, None, "describe", before.model_dump_json(), after.model_dump_json(), now
+            )
             return True
 
         return await self._run(work, write=True)
@@ -220,12 +243,13 @@ class Answers(Connection):
     ) -> Attachment | None:
         """Remove the report's file with this sha256 and return it; None if there was none.
         With `only_open`, a report that is not open refuses (`ReportClosed`, nothing written)."""
-        def work(db: Db) -> Attachment | None:
+
+        async def work(db: Db) -> Attachment | None:
             if only_open:
-                status = _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
+                status = await _one(db, "SELECT status FROM reports WHERE id = ?", (report_id,))
                 if status is not None and status["status"] != ReportStatus.OPEN.value:
                     raise ReportClosed(f"report {report_id} is {status['status']}")
-            row = _one(
+            row = await _one(
                 db,
                 "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? AND sha256 = ?",
                 (report_id, sha256),
@@ -233,115 +257,126 @@ class Answers(Connection):
             if row is None:
                 return None
             attachment = _attachment(row)
-            db.execute("DELETE FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, sha256))
-            _bump(db, report_id)
-            _audit(db, report_id, contact_id, None, "detach", attachment.model_dump_json(), None, now)
+            await db.execute("DELETE FROM attachments WHERE report_id = ? AND sha256 = ?", (report_id, sha256))
+            await _bump(db, report_id)
+            await _audit(db, report_id, contact_id, None, "detach", attachment.model_dump_json(), None, now)
             return attachment
 
         return await self._run(work, write=True)
 
     async def attachment_hashes(self) -> set[str]:
         """The content hashes of every stored file some report refers to."""
-        rows = await self._run(lambda db: _all(db, "SELECT DISTINCT sha256 FROM attachments"), write=False)
+        rows = await self._fetch("SELECT DISTINCT sha256 FROM attachments")
         return {str(row["sha256"]) for row in rows}
 
     async def attachments(self, report_id: int) -> tuple[Attachment, ...]:
         """Return the report's files in upload order."""
-        return await self._run(lambda db: _attachments(db, report_id), write=False)
+        return await self._alone(partial(_attachments, report_id=report_id))
 
 
-def _load(db: Db, *, contact: Contact) -> tuple[Report, Session]:
-    """Read the contact's report and session (see `Storage.load`)."""
-    crow = _one(db, "SELECT language, session_json FROM contacts WHERE id = ?", (contact.id,))
-    if crow is None:
-        raise LookupError(f"no contact with id {contact.id}")
-    rrow = _one(db, "SELECT status, submitted_at, version FROM reports WHERE id = ?", (contact.report_id,))
-    if rrow is None:
-        raise LookupError(f"no report with id {contact.report_id}")
+def _state(row: sqlite3.Row, contact_id: int) -> tuple[Report, Session]:
+    """Decode a report and session selected with `_STATE_COLUMNS`."""
+    answers = sorted((str(q), _decode(value_json)) for q, value_json in json.loads(row["answers"]))
+    files = sorted(json.loads(row["files"]))  # by upload time, then id
     report = Report(
-        answers=_answers(db, contact.report_id),
-        status=ReportStatus(rrow["status"]),
-        attachments=_attachments(db, contact.report_id),
-        submitted_at=_parse_ts(rrow["submitted_at"]),
-        version=int(rrow["version"]),
+        answers=dict(answers),
+        status=ReportStatus(row["status"]),
+        attachments=tuple(
+            Attachment(sha256=sha, name=name, mime_type=mime, size=size, caption=caption)
+            for _, _, sha, name, mime, size, caption in files
+        ),
+        submitted_at=_parse_ts(row["submitted_at"]),
+        version=int(row["version"]),
     )
-    if crow["session_json"] is None:
-        return report, Session(language=crow["language"])
-    return report, _session(crow["session_json"], crow["language"], contact.id)
+    if row["session_json"] is None:
+        return report, Session(language=row["state_language"])
+    return report, _session(row["session_json"], row["state_language"], contact_id)
 
 
-def _save(
+async def _save(
     db: Db,
     *,
     contact: Contact,
-    changed: dict[str, AnswerValue | None],
-    status_changed: bool,
+    before: Report,
     after: Report,
     session: Session,
     now: dt.datetime,
     answer_message: tuple[int, str, str] | None,
     update_id: int | None,
-    expected_version: int,
 ) -> None:
-    """Write one save (see `Storage.save`): changed answers with their audit rows, status, session."""
+    """Write one save (see `Storage.save`): changed answers with their audit rows, status, session.
+
+    Few statements, as each is a round trip to aiosqlite's thread: once the report is known to be
+    at `before.version`, its stored answers are `before`'s, so they need not be read again.
+    """
     at = _ts(now)
     report_id = contact.report_id
-    answered = False
+    changed = sorted(
+        q for q in before.answers.keys() | after.answers.keys() if before.answers.get(q) != after.answers.get(q)
+    )
+    answered = [(q, _encode(value)) for q in changed if (value := after.answers.get(q)) is not None]
+    cleared = [(q, _encode(before.answers[q])) for q in changed if after.answers.get(q) is None]
+    status_changed = before.status != after.status or before.submitted_at != after.submitted_at
     if changed or status_changed:
-        row = _one(db, "SELECT version FROM reports WHERE id = ?", (report_id,))
-        if row is None:
-            raise LookupError(f"no report with id {report_id}")
-        if int(row["version"]) != expected_version:
-            raise ReportChanged(f"report {report_id} is at version {row['version']}, not {expected_version}")
-        _bump(db, report_id)
-    for question_id, value in changed.items():
-        new_json = None if value is None else _encode(value)
-        row = _one(
-            db, "SELECT value_json FROM answers WHERE report_id = ? AND question_id = ?", (report_id, question_id)
+        # Raise the version only if it is still `before`'s; an answer also lists its language.
+        cur = await db.execute(
+            "UPDATE reports SET version = version + 1, languages = CASE"
+            " WHEN NOT ? OR instr(',' || languages || ',', ',' || ? || ',') > 0 THEN languages"
+            " WHEN languages = '' THEN ? ELSE languages || ',' || ? END"
+            " WHERE id = ? AND version = ?",
+            (bool(answered), session.language, session.language, session.language, report_id, before.version),
         )
-        old_json = None if row is None else str(row["value_json"])
-        if old_json == new_json:
-            continue
-        if new_json is None:
-            db.execute("DELETE FROM answers WHERE report_id = ? AND question_id = ?", (report_id, question_id))
-            action = "clear"
-        else:
-            db.execute(
-                "INSERT INTO answers (report_id, question_id, value_json, updated_by, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (report_id, question_id) DO UPDATE SET"
-                " value_json = excluded.value_json, updated_by = excluded.updated_by,"
-                " updated_at = excluded.updated_at",
-                (report_id, question_id, new_json, contact.id, at),
-            )
-            action = "answer"
-            answered = True
-            # Only the new value: the old one is the previous audit row's, so history grows linearly
-            # (an append does not store the whole text twice).
-            old_json = None
-        _audit(db, report_id, contact.id, question_id, action, old_json, new_json, now)
+        if cur.rowcount != 1:
+            row = await _one(db, "SELECT version FROM reports WHERE id = ?", (report_id,))
+            if row is None:
+                raise LookupError(f"no report with id {report_id}")
+            raise ReportChanged(f"report {report_id} is at version {row['version']}, not {before.version}")
+    if answered:
+        await db.executemany(
+            "INSERT INTO answers (report_id, question_id, value_json, updated_by, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (report_id, question_id) DO UPDATE SET"
+            " value_json = excluded.value_json, updated_by = excluded.updated_by,"
+            " updated_at = excluded.updated_at",
+            [(report_id, q, new_json, contact.id, at) for q, new_json in answered],
+        )
+    if cleared:
+        await db.executemany(
+            "DELETE FROM answers WHERE report_id = ? AND question_id = ?", [(report_id, q) for q, _ in cleared]
+        )
+    if changed:
+        # An answer's row holds only the new value: the old one is the previous audit row's, so
+        # history grows linearly (an append does not store the whole text twice).
+        new_values, old_values = dict(answered), dict(cleared)
+        await _audit_many(
+            db,
+            [
+                (report_id, contact.id, q, "answer", None, new_values[q], at)
+                if q in new_values
+                else (report_id, contact.id, q, "clear", old_values[q], None, at)
+                for q in changed
+            ],
+        )
     if status_changed:
-        _write_status(db, report_id, contact.id, after, now)
-    cur = db.execute(
+        await _write_status(db, report_id, contact.id, after, now)
+    cur = await db.execute(
         "UPDATE contacts SET session_json = ?, language = ?, updated_at = ?"
         f" WHERE id = ? AND report_id = ? AND {_ACTIVE}",
         (session.model_dump_json(), session.language, at, contact.id, report_id),
     )
     if cur.rowcount != 1:  # removed (or moved) since the update was read: nothing of this save is kept
         raise ContactRemoved(f"contact {contact.id} is no longer a member of report {report_id}")
-    if answered:
-        _add_language(db, report_id, session.language)
     if update_id is not None:
-        db.execute("INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, at))
+        await db.execute("INSERT OR IGNORE INTO handled_updates (update_id, handled_at) VALUES (?, ?)", (update_id, at))
     if answer_message is not None:
-        db.execute(
+        await db.execute(
             "INSERT OR REPLACE INTO answer_messages (contact_id, message_id, question_id, text) VALUES (?, ?, ?, ?)",
             (contact.id, *answer_message),
         )
 
 
-def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[ReportExport]:
+async def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[ReportExport]:
     """Read up to `limit` reports with id above `after_id`, with their answers and files."""
-    rows = _all(
+    rows = await _all(
         db,
         f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ? AND id > ? ORDER BY id LIMIT ?",
         (survey_id, after_id, limit),
@@ -352,7 +387,7 @@ def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[
     first, last = cities[0].id, cities[-1].id
     answers: dict[int, dict[str, AnswerValue]] = {c.id: {} for c in cities}
     # Iterated, not fetched whole: each row is decoded and dropped, so the raw texts are not held twice.
-    for row in db.execute(
+    async for row in await db.execute(
         "SELECT report_id, question_id, value_json FROM answers"
         " WHERE report_id BETWEEN ? AND ? ORDER BY report_id, question_id",
         (first, last),
@@ -360,7 +395,7 @@ def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[
         if row["report_id"] in answers:
             answers[row["report_id"]][str(row["question_id"])] = _decode(row["value_json"])
     files: dict[int, list[Attachment]] = {c.id: [] for c in cities}
-    for row in _all(
+    for row in await _all(
         db,
         "SELECT report_id, sha256, name, mime_type, size, caption FROM attachments"
         " WHERE report_id BETWEEN ? AND ? ORDER BY report_id, uploaded_at, id",
@@ -371,16 +406,18 @@ def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) -> list[
     return [(city, answers[city.id], tuple(files[city.id])) for city in cities]
 
 
-def _write_status(db: Db, report_id: int, contact_id: int, after: Report, now: dt.datetime) -> None:
+async def _write_status(db: Db, report_id: int, contact_id: int, after: Report, now: dt.datetime) -> None:
     """Store `after`'s status and submission time if they differ from the database's."""
-    row = _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (report_id,))
+    row = await _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (report_id,))
     if row is None:
         raise LookupError(f"no report with id {report_id}")
     new_status, new_submitted = after.status.value, _ts_opt(after.submitted_at)
     if (row["status"], row["submitted_at"]) == (new_status, new_submitted):
         return
-    db.execute("UPDATE reports SET status = ?, submitted_at = ? WHERE id = ?", (new_status, new_submitted, report_id))
-    _audit(
+    await db.execute(
+        "UPDATE reports SET status = ?, submitted_at = ? WHERE id = ?", (new_status, new_submitted, report_id)
+    )
+    await _audit(
         db,
         report_id,
         contact_id,
@@ -391,13 +428,3 @@ def _write_status(db: Db, report_id: int, contact_id: int, after: Report, now: d
         now,
     )
     logger.info("report %d is now %s (contact %d)", report_id, new_status, contact_id)
-
-
-def _add_language(db: Db, report_id: int, language: str) -> None:
-    """Add the language to the report's answer languages if it is not listed yet."""
-    row = _one(db, "SELECT languages FROM reports WHERE id = ?", (report_id,))
-    if row is None:
-        raise LookupError(f"no report with id {report_id}")
-    languages = _split_languages(row["languages"])
-    if language not in languages:
-        db.execute("UPDATE reports SET languages = ? WHERE id = ?", (",".join((*languages, language)), report_id))

@@ -1,15 +1,20 @@
 """The one SQLite connection of a `Storage`: opening, pragmas, and the transaction runner.
 
 Rules of this module:
-- Every write is one `BEGIN IMMEDIATE … COMMIT` transaction; the bot replies only
-  after it returns, so an acknowledged answer is on disk (WAL, synchronous=FULL).
+- Every write of more than one statement is one `BEGIN IMMEDIATE … COMMIT` transaction (a single
+  statement is atomic on its own); the bot replies only after it returns, so an acknowledged answer
+  is on disk (WAL, synchronous=FULL).
 - A failed write rolls back completely; the database is never left half-updated.
 - Deleted rows are overwritten (`secure_delete`); a purge also empties the write-ahead log.
 - Locked, read-only and full databases raise `StorageUnavailable` (try again later);
   anything else is a bug and propagates unchanged.
-- One connection per `Storage`. Each operation is one plain function run as one transaction on
-  aiosqlite's worker thread (`_run`): a single round trip to that thread, however many
-  statements it runs, and no other coroutine's statement can slip into it.
+- One aiosqlite connection per `Storage`, used through aiosqlite's public API only. Every
+  operation holds the storage's lock from its first statement to its last (`_run`, `_fetch`,
+  `_change`), so no other coroutine's statement can slip into a transaction; a caller cancelled
+  once a transaction has begun does not cut it short. Each statement is one round trip to
+  aiosqlite's thread, so operations on the hot path use few statements.
+- Migrations run once at `open`, on a plain sqlite3 connection of their own, before the
+  storage's connection is made.
 """
 
 from __future__ import annotations
@@ -17,20 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar, cast
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
 from bot.storage.migrations import SCHEMA_VERSION, _migrate
-from bot.storage.rows import (
-    Db,
-    _rollback,
-    _scalar,
-)
+from bot.storage.rows import Db, _rollback
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,17 @@ _UNAVAILABLE_CODES = {
     sqlite3.SQLITE_FULL: "disk is full",
     sqlite3.SQLITE_CANTOPEN: "database file cannot be opened",
 }
+# Settings of the storage's connection: wait for a busy database up to 5 s, fsync every commit,
+# enforce foreign keys, overwrite deleted rows (purged reports, replaced answers) instead of leaving
+# them readable in free pages.
+_CONNECTION_PRAGMAS = (
+    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
+)
+_SYNCHRONOUS = {True: "FULL", False: "NORMAL"}
+# Rows fetched per round trip when a cursor is iterated (exports read answers this way).
+_ROWS_PER_FETCH = 256
+
+Work = Callable[[Db], Awaitable[T]]
 
 
 class StorageUnavailable(Exception):
@@ -59,6 +70,8 @@ class Connection:
         self._db: aiosqlite.Connection | None = db
         self._path = path
         self._lock = asyncio.Lock()
+        # Whether the connection commits with fsync (synchronous=FULL); None: not known.
+        self._fsync: bool | None = True
 
     @classmethod
     async def open(cls, path: Path) -> Self:
@@ -68,7 +81,9 @@ class Connection:
         except OSError as exc:
             raise StorageUnavailable(f"cannot create the directory for database {path}: {exc}") from exc
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
+            # Migrating is a one-off at start-up: plain sqlite3 on a worker thread, then closed.
+            await asyncio.to_thread(_prepare_file, path)
+            db = await aiosqlite.connect(path, isolation_level=None, iter_chunk_size=_ROWS_PER_FETCH)
         except sqlite3.OperationalError as exc:
             wrapped = _unavailable(exc, path)
             if wrapped is None:
@@ -76,7 +91,7 @@ class Connection:
             raise wrapped from exc
         try:
             db.row_factory = sqlite3.Row
-            await _on_thread(db, partial(_prepare, path=path))
+            await db.executescript(_CONNECTION_PRAGMAS)
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.OperationalError) and (wrapped := _unavailable(exc, path)):
@@ -103,74 +118,105 @@ class Connection:
         """Close on leaving `async with`."""
         await self.close()
 
-    async def _run(self, work: Callable[[Db], T], *, write: bool, fsync: bool = True) -> T:
-        """Run `work(connection)` as one transaction (IMMEDIATE for writes) on the connection's thread.
+    async def _run(self, work: Work[T], *, write: bool, fsync: bool = True) -> T:
+        """Run `await work(connection)` as one transaction (IMMEDIATE for writes), alone on the connection.
 
         Any error rolls the whole transaction back. `fsync=False` commits without waiting for the
         disk (WAL with synchronous=NORMAL): safe when the process is killed, not on power loss; the
         next full commit makes it durable too.
         """
-        async with self._lock:
+
+        async def transaction(db: Db) -> T:
+            begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+            if write and self._fsync is not fsync:
+                # Switching the commit mode rides along with BEGIN: one round trip, not two.
+                self._fsync = None
+                await db.executescript(f"PRAGMA synchronous = {_SYNCHRONOUS[fsync]}; {begin};")
+                self._fsync = fsync
+            else:
+                await db.execute(begin)
+            try:
+                result = await work(db)
+                await db.execute("COMMIT")
+            except BaseException:
+                await _rollback(db)
+                raise
+            return result
+
+        return await self._alone(transaction)
+
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Every row of one query: a single statement reads one consistent snapshot, no transaction needed."""
+
+        async def query(db: Db) -> list[sqlite3.Row]:
+            return list(await db.execute_fetchall(sql, tuple(params)))
+
+        return await self._alone(query)
+
+    async def _fetch_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """The first row of one query, or None."""
+        return next(iter(await self._fetch(sql, params)), None)
+
+    async def _change(self, sql: str, params: Iterable[Any] = (), *, fsync: bool = True) -> int:
+        """Run one writing statement (atomic on its own) and return how many rows it changed."""
+
+        async def change(db: Db) -> int:
+            if self._fsync is not fsync:
+                self._fsync = None
+                await db.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[fsync]}")
+                self._fsync = fsync
+            cursor = await db.execute(sql, tuple(params))
+            return max(cursor.rowcount, 0)
+
+        return await self._alone(change)
+
+    async def _alone(self, work: Work[T]) -> T:
+        """Run `work` holding the lock, so no other operation's statement interleaves with it.
+
+        A caller cancelled while waiting for the lock has done nothing; once begun, `work` runs to
+        its end (its COMMIT or ROLLBACK) even if the caller is cancelled, and only then releases the lock.
+        """
+        await self._lock.acquire()
+        try:
             db = self._db
             if db is None:
                 raise RuntimeError("storage is closed")
-            try:
-                return await _on_thread(db, partial(_transact, work, write=write, fsync=fsync))
-            except sqlite3.OperationalError as exc:
-                if wrapped := _unavailable(exc, self._path):
-                    raise wrapped from exc
-                raise
+            task = asyncio.ensure_future(self._then_release(db, work))
+        except BaseException:
+            self._lock.release()
+            raise
+        return await asyncio.shield(task)
+
+    async def _then_release(self, db: Db, work: Work[T]) -> T:
+        """`_alone`'s part that runs whatever happens to the caller; releases the lock at its end."""
+        try:
+            return await work(db)
+        except sqlite3.OperationalError as exc:
+            if wrapped := _unavailable(exc, self._path):
+                raise wrapped from exc
+            raise
+        finally:
+            self._lock.release()
 
     async def checkpoint(self) -> None:
         """Copy the write-ahead log into the database and empty it, so erased rows linger in neither."""
-        async with self._lock:
-            db = self._db
-            if db is None:
-                raise RuntimeError("storage is closed")
-            await _on_thread(db, lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        await self._fetch("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-async def _on_thread(db: aiosqlite.Connection, work: Callable[[Db], T]) -> T:
-    """Call `work(connection)` on aiosqlite's worker thread and return its result.
-
-    aiosqlite runs each of its calls (`execute`, `commit`, …) as one job on that thread, through
-    `Connection._execute`. Handing it a whole transaction as one job costs one round trip between
-    the event loop and the thread (about 60 µs) instead of one per statement: an answer took about
-    twenty. The worker's connection is `Connection._conn`. Both are private, so pyproject pins
-    aiosqlite below the next minor version and the storage tests exercise this on every run.
-    """
-    return cast(T, await db._execute(lambda: work(db._conn)))  # type: ignore[no-untyped-call]
-
-
-def _transact(work: Callable[[Db], T], db: Db, *, write: bool, fsync: bool) -> T:
-    """On the worker thread: run `work` between BEGIN and COMMIT, rolling back on any error."""
-    if not fsync:
-        db.execute("PRAGMA synchronous = NORMAL")
+def _prepare_file(path: Path) -> None:
+    """On a worker thread: put the database in WAL mode and migrate its schema."""
+    db = sqlite3.connect(path, isolation_level=None)
     try:
-        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            result = work(db)
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
-        return result
+        db.execute("PRAGMA busy_timeout = 5000")
+        (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode).lower() != "wal":
+            logger.warning("database %s: journal_mode is %s, not wal", path, mode)
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")
+        _migrate(db, path)
     finally:
-        if not fsync:
-            db.execute("PRAGMA synchronous = FULL")
-
-
-def _prepare(db: Db, *, path: Path) -> None:
-    """On the worker thread: set the connection's pragmas and migrate the schema."""
-    db.execute("PRAGMA busy_timeout = 5000")
-    mode = _scalar(db, "PRAGMA journal_mode = WAL")
-    if str(mode).lower() != "wal":
-        logger.warning("database %s: journal_mode is %s, not wal", path, mode)
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute("PRAGMA foreign_keys = ON")
-    # Deleted rows (purged reports, replaced answers) are overwritten, not left readable in free pages.
-    db.execute("PRAGMA secure_delete = ON")
-    _migrate(db, path)
+        db.close()
 
 
 def _unavailable(exc: sqlite3.OperationalError, path: Path) -> StorageUnavailable | None:

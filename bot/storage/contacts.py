@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from bot.storage.connection import Connection
@@ -48,17 +49,17 @@ class Contacts(Connection):
 
     async def contact_by_telegram_user(self, user_id: int) -> Contact | None:
         """Return the contact bound to this Telegram user, or None."""
-        return await self._run(lambda db: _contact_of_user(db, user_id), write=False)
+        return await self._alone(partial(_contact_of_user, user_id=user_id))
 
     async def console_contact(self, console_key: str, report_id: int, language: str, now: dt.datetime) -> Contact:
         """Return the console contact with this key on the report, creating or rebinding it."""
         at = _ts(now)
 
-        def work(db: Db) -> Contact:
-            _require_report(db, report_id)
-            row = _one(db, "SELECT id, report_id FROM contacts WHERE console_key = ?", (console_key,))
+        async def work(db: Db) -> Contact:
+            await _require_report(db, report_id)
+            row = await _one(db, "SELECT id, report_id FROM contacts WHERE console_key = ?", (console_key,))
             if row is None:
-                cur = db.execute(
+                cur = await db.execute(
                     "INSERT INTO contacts (report_id, console_key, display_name, language, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (report_id, console_key, console_key, language, at, at),
@@ -67,40 +68,34 @@ class Contacts(Connection):
             else:
                 contact_id = int(row["id"])
                 if int(row["report_id"]) != report_id:
-                    db.execute(
+                    await db.execute(
                         "UPDATE contacts SET report_id = ?, session_json = NULL, updated_at = ? WHERE id = ?",
                         (report_id, at, contact_id),
                     )
-            return _contact_by_id(db, contact_id)
+            return await _contact_by_id(db, contact_id)
 
         return await self._run(work, write=True)
 
     async def console_contact_if_exists(self, console_key: str) -> Contact | None:
         """Return the console contact with this key, or None."""
-        row = await self._run(
-            lambda db: _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE console_key = ?", (console_key,)),
-            write=False,
-        )
+        row = await self._fetch_one(f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE console_key = ?", (console_key,))
         return None if row is None else _contact(row)
 
     async def rebind_chat(self, contact_id: int, chat_id: int, *, now: dt.datetime) -> None:
         """Record the contact's current private chat and that they can be reached there."""
         at = _ts(now)
-        await self._run(
-            lambda db: db.execute(
-                "UPDATE contacts SET chat_id = ?, blocked = 0, updated_at = ? WHERE id = ?", (chat_id, at, contact_id)
-            ),
-            write=True,
+        await self._change(
+            "UPDATE contacts SET chat_id = ?, blocked = 0, updated_at = ? WHERE id = ?", (chat_id, at, contact_id)
         )
 
     async def contact_listing(self, survey_id: str, report_id: int | None = None) -> list[ContactListing]:
         """The current contacts of every city (or one), by city then joining order, for the team."""
 
-        def work(db: Db) -> list[ContactListing]:
+        async def work(db: Db) -> list[ContactListing]:
             where = "r.survey_id = ? AND c.removed_at IS NULL" + (" AND r.id = ?" if report_id is not None else "")
             params: tuple[Any, ...] = (survey_id,) if report_id is None else (survey_id, report_id)
             columns = ", ".join(f"c.{name.strip()}" for name in _CONTACT_COLUMNS.split(","))
-            rows = _all(
+            rows = await _all(
                 db,
                 f"SELECT {columns}, c.joined_at, c.updated_at, c.invitation_id FROM contacts AS c"
                 f" JOIN reports AS r ON r.id = c.report_id WHERE {where}"
@@ -110,17 +105,17 @@ class Contacts(Connection):
             listing: list[ContactListing] = []
             for row in rows:
                 contact = _contact(row)
-                city_row = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (contact.report_id,))
+                city_row = await _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (contact.report_id,))
                 assert city_row is not None
                 invitation = None
                 inviter = None
                 if row["invitation_id"] is not None:
-                    inv_row = _one(
+                    inv_row = await _one(
                         db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE id = ?", (row["invitation_id"],)
                     )
                     invitation = None if inv_row is None else _invitation(inv_row)
                     if invitation is not None and invitation.invited_by is not None:
-                        inviter = _contact_by_id(db, invitation.invited_by)
+                        inviter = await _contact_by_id(db, invitation.invited_by)
                 updated = _parse_ts(row["updated_at"])
                 assert updated is not None
                 listing.append(
@@ -139,9 +134,9 @@ class Contacts(Connection):
         if (telegram_user_id is None) == (contact_id is None):
             raise ValueError("give exactly one of telegram_user_id and contact_id")
 
-        def work(db: Db) -> Contact | None:
+        async def work(db: Db) -> Contact | None:
             column, value = ("telegram_user_id", telegram_user_id) if contact_id is None else ("id", contact_id)
-            row = _one(
+            row = await _one(
                 db,
                 f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE {column} = ? AND report_id = ? AND {_ACTIVE}",
                 (value, report_id),
@@ -149,12 +144,12 @@ class Contacts(Connection):
             if row is None:
                 return None
             contact = _contact(row)
-            db.execute(
+            await db.execute(
                 "UPDATE contacts SET removed_at = ?, session_json = NULL, updated_at = ? WHERE id = ?",
                 (_ts(now), _ts(now), contact.id),
             )
-            db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact.id,))
-            _audit(db, report_id, contact.id, None, "remove", json.dumps({"contact": contact.id}), None, now)
+            await db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact.id,))
+            await _audit(db, report_id, contact.id, None, "remove", json.dumps({"contact": contact.id}), None, now)
             return contact
 
         removed = await self._run(work, write=True)
@@ -165,8 +160,8 @@ class Contacts(Connection):
     async def personal_data(self, contact_id: int) -> dict[str, Any]:
         """What is stored about one contact (for /mydata): their own fields and what they gave."""
 
-        def work(db: Db) -> dict[str, Any]:
-            row = _one(
+        async def work(db: Db) -> dict[str, Any]:
+            row = await _one(
                 db,
                 "SELECT telegram_user_id, chat_id, display_name, username, language, reminders_paused, joined_at,"
                 " updated_at, invitation_id, report_id FROM contacts WHERE id = ?",
@@ -177,14 +172,18 @@ class Contacts(Connection):
             data: dict[str, Any] = dict(row)
             invitation = None
             if row["invitation_id"] is not None:
-                invitation = _one(db, "SELECT name, email FROM invitations WHERE id = ?", (row["invitation_id"],))
+                invitation = await _one(db, "SELECT name, email FROM invitations WHERE id = ?", (row["invitation_id"],))
             data["invitation_name"] = None if invitation is None else invitation["name"]
             data["invitation_email"] = None if invitation is None else invitation["email"]
-            data["answers"] = _scalar_args(db, "SELECT count(*) FROM answers WHERE updated_by = ?", contact_id)
-            data["audit_rows"] = _scalar_args(db, "SELECT count(*) FROM audit WHERE contact_id = ?", contact_id)
-            data["files"] = _scalar_args(db, "SELECT count(*) FROM attachments WHERE uploaded_by = ?", contact_id)
-            data["messages"] = _scalar_args(db, "SELECT count(*) FROM answer_messages WHERE contact_id = ?", contact_id)
-            data["reminders"] = _scalar_args(db, "SELECT count(*) FROM reminders_sent WHERE contact_id = ?", contact_id)
+            data["answers"] = await _scalar_args(db, "SELECT count(*) FROM answers WHERE updated_by = ?", contact_id)
+            data["audit_rows"] = await _scalar_args(db, "SELECT count(*) FROM audit WHERE contact_id = ?", contact_id)
+            data["files"] = await _scalar_args(db, "SELECT count(*) FROM attachments WHERE uploaded_by = ?", contact_id)
+            data["messages"] = await _scalar_args(
+                db, "SELECT count(*) FROM answer_messages WHERE contact_id = ?", contact_id
+            )
+            data["reminders"] = await _scalar_args(
+                db, "SELECT count(*) FROM reminders_sent WHERE contact_id = ?", contact_id
+            )
             return data
 
         return await self._run(work, write=False)
@@ -195,46 +194,51 @@ class Contacts(Connection):
         content hashes of files no other report refers to, for the caller to delete."""
         ids = sorted(set(report_ids))
 
-        def work(db: Db) -> Purged:
+        async def work(db: Db) -> Purged:
             counts = [0, 0, 0, 0, 0]
             shas: set[str] = set()
             for report_id in ids:
-                contacts = [int(r["id"]) for r in _all(db, "SELECT id FROM contacts WHERE report_id = ?", (report_id,))]
+                contacts = [
+                    int(r["id"]) for r in await _all(db, "SELECT id FROM contacts WHERE report_id = ?", (report_id,))
+                ]
                 users = {
                     int(r["telegram_user_id"])
-                    for r in _all(db, "SELECT telegram_user_id FROM contacts WHERE report_id = ?", (report_id,))
+                    for r in await _all(db, "SELECT telegram_user_id FROM contacts WHERE report_id = ?", (report_id,))
                     if r["telegram_user_id"] is not None
                 }
                 chats = {
                     int(r["chat_id"])
-                    for r in _all(db, "SELECT chat_id FROM contacts WHERE report_id = ?", (report_id,))
+                    for r in await _all(db, "SELECT chat_id FROM contacts WHERE report_id = ?", (report_id,))
                     if r["chat_id"] is not None
                 }
-                shas |= {str(r["sha256"]) for r in _all(db, "SELECT sha256 FROM attachments WHERE report_id = ?",
-                                                        (report_id,))}  # fmt: skip
-                counts[2] += db.execute("DELETE FROM answers WHERE report_id = ?", (report_id,)).rowcount
-                counts[3] += db.execute("DELETE FROM audit WHERE report_id = ?", (report_id,)).rowcount
-                counts[4] += db.execute("DELETE FROM attachments WHERE report_id = ?", (report_id,)).rowcount
-                invitations = [(r["id"],) for r in _all(db, "SELECT id FROM invitations WHERE report_id = ?",
-                                                        (report_id,))]  # fmt: skip
-                db.executemany("DELETE FROM invitation_uses WHERE invitation_id = ?", invitations)
+                files = await _all(db, "SELECT sha256 FROM attachments WHERE report_id = ?", (report_id,))
+                shas |= {str(r["sha256"]) for r in files}
+                counts[2] += (await db.execute("DELETE FROM answers WHERE report_id = ?", (report_id,))).rowcount
+                counts[3] += (await db.execute("DELETE FROM audit WHERE report_id = ?", (report_id,))).rowcount
+                counts[4] += (await db.execute("DELETE FROM attachments WHERE report_id = ?", (report_id,))).rowcount
+                links = await _all(db, "SELECT id FROM invitations WHERE report_id = ?", (report_id,))
+                invitations = [(r["id"],) for r in links]
+                await db.executemany("DELETE FROM invitation_uses WHERE invitation_id = ?", invitations)
                 for contact_id in contacts:
                     # What these people did in other cities stays, no longer naming them.
                     for table, column in (("answers", "updated_by"), ("audit", "contact_id"),
                                           ("attachments", "uploaded_by"), ("invitations", "invited_by")):  # fmt: skip
-                        db.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ?", (contact_id,))
-                    db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact_id,))
-                    db.execute("DELETE FROM reminders_sent WHERE contact_id = ?", (contact_id,))
-                db.execute("UPDATE contacts SET invitation_id = NULL WHERE invitation_id IN"
-                           " (SELECT id FROM invitations WHERE report_id = ?)", (report_id,))  # fmt: skip
-                counts[1] += db.execute("DELETE FROM contacts WHERE report_id = ?", (report_id,)).rowcount
-                db.execute("DELETE FROM invitations WHERE report_id = ?", (report_id,))
-                db.executemany("DELETE FROM keyboards WHERE chat_id = ?", [(c,) for c in chats])
-                _forget_inbox_of(db, users)
-                counts[0] += db.execute("DELETE FROM reports WHERE id = ?", (report_id,)).rowcount
-            orphaned = tuple(
-                sorted(sha for sha in shas if _one(db, "SELECT 1 FROM attachments WHERE sha256 = ?", (sha,)) is None)
-            )
+                        await db.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ?", (contact_id,))
+                    await db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact_id,))
+                    await db.execute("DELETE FROM reminders_sent WHERE contact_id = ?", (contact_id,))
+                await db.execute(
+                    "UPDATE contacts SET invitation_id = NULL WHERE invitation_id IN"
+                    " (SELECT id FROM invitations WHERE report_id = ?)",
+                    (report_id,),
+                )
+                counts[1] += (await db.execute("DELETE FROM contacts WHERE report_id = ?", (report_id,))).rowcount
+                await db.execute("DELETE FROM invitations WHERE report_id = ?", (report_id,))
+                await db.executemany("DELETE FROM keyboards WHERE chat_id = ?", [(c,) for c in chats])
+                await _forget_inbox_of(db, users)
+                counts[0] += (await db.execute("DELETE FROM reports WHERE id = ?", (report_id,))).rowcount
+            marks = ",".join("?" * len(shas))
+            kept = await _all(db, f"SELECT DISTINCT sha256 FROM attachments WHERE sha256 IN ({marks})", sorted(shas))
+            orphaned = tuple(sorted(shas - {str(r["sha256"]) for r in kept}))
             reports, contacts_, answers, audit_rows, attachments = counts
             return Purged(reports, contacts_, answers, audit_rows, attachments, orphaned_files=orphaned)
 
@@ -254,33 +258,22 @@ class Contacts(Connection):
     async def _set_contact_flag(self, contact_id: int, column: str, value: bool, now: dt.datetime) -> None:
         """Set one boolean column of a contact."""
         assert column in {"reminders_paused", "blocked"}
-        at = _ts(now)
-
-        def work(db: Db) -> None:
-            cur = db.execute(
-                f"UPDATE contacts SET {column} = ?, updated_at = ? WHERE id = ?", (int(value), at, contact_id)
-            )
-            if cur.rowcount != 1:
-                raise LookupError(f"no contact with id {contact_id}")
-
-        await self._run(work, write=True)
+        changed = await self._change(
+            f"UPDATE contacts SET {column} = ?, updated_at = ? WHERE id = ?", (int(value), _ts(now), contact_id)
+        )
+        if changed != 1:
+            raise LookupError(f"no contact with id {contact_id}")
 
     async def remember_admin(self, user_id: int, chat_id: int, language: str) -> None:
         """Remember (or update) an admin's chat for notifications."""
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO admins (telegram_user_id, chat_id, language) VALUES (?, ?, ?)"
-                " ON CONFLICT (telegram_user_id) DO UPDATE SET chat_id = excluded.chat_id,"
-                " language = excluded.language",
-                (user_id, chat_id, language),
-            ),
-            write=True,
+        await self._change(
+            "INSERT INTO admins (telegram_user_id, chat_id, language) VALUES (?, ?, ?)"
+            " ON CONFLICT (telegram_user_id) DO UPDATE SET chat_id = excluded.chat_id,"
+            " language = excluded.language",
+            (user_id, chat_id, language),
         )
 
     async def admin_chats(self) -> list[tuple[int, int, str]]:
         """Return (user id, chat id, language) of every admin who started the bot."""
-        rows = await self._run(
-            lambda db: _all(db, "SELECT telegram_user_id, chat_id, language FROM admins ORDER BY telegram_user_id"),
-            write=False,
-        )
+        rows = await self._fetch("SELECT telegram_user_id, chat_id, language FROM admins ORDER BY telegram_user_id")
         return [(int(r["telegram_user_id"]), int(r["chat_id"]), str(r["language"])) for r in rows]

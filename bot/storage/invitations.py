@@ -81,11 +81,11 @@ class Invitations(Connection):
             raise ValueError("max_uses must be at least 1")
         tokens = [new_token() for _ in rows]
 
-        def work(db: Db) -> list[tuple[str, int]]:
+        async def work(db: Db) -> list[tuple[str, int]]:
             if colleague_cap is not None and invited_by is not None:
                 open_links = [
                     inv
-                    for inv in map(_invitation, _all(
+                    for inv in map(_invitation, await _all(
                         db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE invited_by = ?", (invited_by,)
                     ))
                     if inv.uses == 0 and inv.live(now)
@@ -94,14 +94,16 @@ class Invitations(Connection):
                     raise TooManyLinks(f"contact {invited_by} has {len(open_links)} unused links")
             made: list[tuple[str, int]] = []
             for token, (report_id, name, email) in zip(tokens, rows, strict=True):
-                _require_report(db, report_id)
-                cur = db.execute(
+                await _require_report(db, report_id)
+                cur = await db.execute(
                     "INSERT INTO invitations (report_id, token_hash, created_at, max_uses, expires_at, name, email,"
                     " invited_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (report_id, _token_hash(token), _ts(now), max_uses, _ts_opt(expires_at), name, email, invited_by),
                 )
                 invitation_id = _rowid(cur)
-                _audit(db, report_id, invited_by, None, "invite", None, json.dumps({"invitation": invitation_id}), now)
+                await _audit(
+                    db, report_id, invited_by, None, "invite", None, json.dumps({"invitation": invitation_id}), now
+                )
                 made.append((token, invitation_id))
             return made
 
@@ -125,16 +127,18 @@ class Invitations(Connection):
         if len(rows) != len(tokens) or not all(_TOKEN_RE.fullmatch(t) for t in tokens):
             raise ValueError("one well-formed token per row is needed")
 
-        def work(db: Db) -> list[City]:
+        async def work(db: Db) -> list[City]:
             cities = []
             for token, (city, country, joined, name, email) in zip(tokens, rows, strict=True):
-                report, _ = _find_or_create(db, survey_id=survey_id, city=city, country=country, joined=joined, now=now)
-                cur = db.execute(
+                report, _ = await _find_or_create(
+                    db, survey_id=survey_id, city=city, country=country, joined=joined, now=now
+                )
+                cur = await db.execute(
                     "INSERT INTO invitations (report_id, token_hash, created_at, max_uses, expires_at, name, email)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (report.id, _token_hash(token), _ts(now), max_uses, _ts(expires_at), name, email),
                 )
-                _audit(db, report.id, None, None, "invite", None, json.dumps({"invitation": _rowid(cur)}), now)
+                await _audit(db, report.id, None, None, "invite", None, json.dumps({"invitation": _rowid(cur)}), now)
                 cities.append(report)
             return cities
 
@@ -163,17 +167,19 @@ class Invitations(Connection):
             return Redemption(Redeemed.UNKNOWN)
         at = _ts(now)
 
-        def work(db: Db) -> Redemption:
-            row = _one(db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE token_hash = ?", (_token_hash(token),))
+        async def work(db: Db) -> Redemption:
+            row = await _one(
+                db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE token_hash = ?", (_token_hash(token),)
+            )
             if row is None or row["revoked_at"] is not None:
                 return Redemption(Redeemed.UNKNOWN)
             invitation = _invitation(row)
             report_id = invitation.report_id
-            existing = _one(
+            existing = await _one(
                 db, "SELECT id, report_id, removed_at FROM contacts WHERE telegram_user_id = ?", (telegram_user_id,)
             )
             used_before = (
-                _one(
+                await _one(
                     db,
                     "SELECT 1 FROM invitation_uses WHERE invitation_id = ? AND telegram_user_id = ?",
                     (invitation.id, telegram_user_id),
@@ -185,24 +191,26 @@ class Invitations(Connection):
                 if removed is not None and (used_before or invitation.created_at <= removed):
                     return Redemption(Redeemed.REMOVED, invitation=invitation)
                 if removed is None:
-                    db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation.id,))
-                    db.execute(
+                    await db.execute(
+                        "UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation.id,)
+                    )
+                    await db.execute(
                         "UPDATE contacts SET chat_id = ?, blocked = 0, updated_at = ? WHERE id = ?",
                         (chat_id, at, existing["id"]),
                     )
-                    return Redemption(Redeemed.AGAIN, _contact_by_id(db, int(existing["id"])), invitation)
+                    return Redemption(Redeemed.AGAIN, await _contact_by_id(db, int(existing["id"])), invitation)
             if not used_before:
                 if invitation.expires_at is not None and now >= invitation.expires_at:
                     return Redemption(Redeemed.EXPIRED, invitation=invitation)
                 if invitation.max_uses is not None and invitation.uses >= invitation.max_uses:
                     return Redemption(Redeemed.USED, invitation=invitation)
-                db.execute(
+                await db.execute(
                     "INSERT INTO invitation_uses (invitation_id, telegram_user_id, used_at) VALUES (?, ?, ?)",
                     (invitation.id, telegram_user_id, at),
                 )
-            db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation.id,))
+            await db.execute("UPDATE invitations SET used_count = used_count + 1 WHERE id = ?", (invitation.id,))
             if existing is None:
-                cur = db.execute(
+                cur = await db.execute(
                     "INSERT INTO contacts (report_id, telegram_user_id, chat_id, display_name, language, username,"
                     " invitation_id, created_at, updated_at, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (report_id, telegram_user_id, chat_id, display_name, language, username, invitation.id, at, at, at),
@@ -212,16 +220,16 @@ class Invitations(Connection):
                 contact_id = int(existing["id"])
                 # Another city (or back after a removal): the old place in the questionnaire no longer
                 # applies, and the messages that carried answers elsewhere map to nothing here.
-                db.execute(
+                await db.execute(
                     "UPDATE contacts SET report_id = ?, chat_id = ?, display_name = ?, username = ?, blocked = 0,"
                     " updated_at = ?, joined_at = ?, invitation_id = ?, removed_at = NULL, session_json = NULL"
                     " WHERE id = ?",
                     (report_id, chat_id, display_name, username, at, at, invitation.id, contact_id),
                 )
-                db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact_id,))
-            _audit(db, report_id, contact_id, None, "join", None, json.dumps({"invitation": invitation.id}), now)
-            inviter = None if invitation.invited_by is None else _contact_by_id(db, invitation.invited_by)
-            return Redemption(Redeemed.JOINED, _contact_by_id(db, contact_id), invitation, inviter)
+                await db.execute("DELETE FROM answer_messages WHERE contact_id = ?", (contact_id,))
+            await _audit(db, report_id, contact_id, None, "join", None, json.dumps({"invitation": invitation.id}), now)
+            inviter = None if invitation.invited_by is None else await _contact_by_id(db, invitation.invited_by)
+            return Redemption(Redeemed.JOINED, await _contact_by_id(db, contact_id), invitation, inviter)
 
         result = await self._run(work, write=True)
         if result.outcome is Redeemed.JOINED:
@@ -238,21 +246,15 @@ class Invitations(Connection):
 
     async def invitations_of(self, report_id: int) -> list[Invitation]:
         """Every invitation of the report, oldest first."""
-        rows = await self._run(
-            lambda db: _all(
-                db, f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE report_id = ? ORDER BY id", (report_id,)
-            ),
-            write=False,
+        rows = await self._fetch(
+            f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE report_id = ? ORDER BY id", (report_id,)
         )
         return [_invitation(row) for row in rows]
 
     async def invited_emails(self, report_id: int) -> set[str]:
         """The e-mail addresses (case-folded) the report's links were made for."""
-        rows = await self._run(
-            lambda db: _all(
-                db, "SELECT email FROM invitations WHERE report_id = ? AND email IS NOT NULL", (report_id,)
-            ),
-            write=False,
+        rows = await self._fetch(
+            "SELECT email FROM invitations WHERE report_id = ? AND email IS NOT NULL", (report_id,)
         )
         return {str(row["email"]).casefold() for row in rows}
 
@@ -260,16 +262,17 @@ class Invitations(Connection):
         """Revoke one invitation; False if the token is unknown or already revoked."""
         if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
             return False
-        def work(db: Db) -> int | None:
-            row = _one(
+
+        async def work(db: Db) -> int | None:
+            row = await _one(
                 db,
                 "SELECT id, report_id FROM invitations WHERE token_hash = ? AND revoked_at IS NULL",
                 (_token_hash(token),),
             )
             if row is None:
                 return None
-            db.execute("UPDATE invitations SET revoked_at = ? WHERE id = ?", (_ts(now), row["id"]))
-            _audit(db, row["report_id"], None, None, "revoke", json.dumps({"invitation": row["id"]}), None, now)
+            await db.execute("UPDATE invitations SET revoked_at = ? WHERE id = ?", (_ts(now), row["id"]))
+            await _audit(db, row["report_id"], None, None, "revoke", json.dumps({"invitation": row["id"]}), None, now)
             return int(row["id"])
 
         invitation_id = await self._run(work, write=True)
@@ -281,14 +284,14 @@ class Invitations(Connection):
     async def revoke_report_invitations(self, report_id: int, now: dt.datetime) -> int:
         """Revoke every live invitation of the report; return how many were revoked."""
 
-        def work(db: Db) -> int:
-            cur = db.execute(
+        async def work(db: Db) -> int:
+            cur = await db.execute(
                 "UPDATE invitations SET revoked_at = ? WHERE report_id = ? AND revoked_at IS NULL",
                 (_ts(now), report_id),
             )
             count = max(cur.rowcount, 0)
             if count:
-                _audit(db, report_id, None, None, "revoke", json.dumps({"invitations": count}), None, now)
+                await _audit(db, report_id, None, None, "revoke", json.dumps({"invitations": count}), None, now)
             return count
 
         count = await self._run(work, write=True)

@@ -13,12 +13,6 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from bot.storage.rows import (
-    Db,
-    _rollback,
-    _scalar,
-)
-
 logger = logging.getLogger(__name__)
 
 # Migration i (0-based) takes the schema from user_version i to i + 1.
@@ -198,9 +192,9 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _migrate(db: Db, path: Path) -> None:
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Apply the pending migrations in order, in one transaction (after keeping a copy of older data)."""
-    version = int(_scalar(db, "PRAGMA user_version"))
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if 0 < version < SCHEMA_VERSION:
         from bot.backup import copy_before_migration
 
@@ -208,7 +202,7 @@ def _migrate(db: Db, path: Path) -> None:
         logger.warning("database %s has schema v%d: copy kept at %s before migrating", path, version, kept)
     db.execute("BEGIN IMMEDIATE")
     try:
-        version = int(_scalar(db, "PRAGMA user_version"))
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise SchemaTooNew(
                 f"database {path} has schema v{version}, newer than this code (v{SCHEMA_VERSION}); "
@@ -222,5 +216,6 @@ def _migrate(db: Db, path: Path) -> None:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         db.execute("COMMIT")
     except BaseException:
-        _rollback(db)
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise

@@ -48,9 +48,7 @@ class Reports(Connection):
 
     async def get_report(self, report_id: int) -> City | None:
         """Return the report with this id, or None."""
-        row = await self._run(
-            lambda db: _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,)), write=False
-        )
+        row = await self._fetch_one(f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
         return None if row is None else _city(row)
 
     async def find_reports(self, survey_id: str, query: str) -> list[City]:
@@ -64,14 +62,10 @@ class Reports(Connection):
 
     async def list_reports(self, survey_id: str) -> list[City]:
         """Return every report of the survey, ordered by city and country."""
-        rows = await self._run(
-            lambda db: _all(
-                db,
-                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?"
-                " ORDER BY city COLLATE NOCASE, country COLLATE NOCASE, id",
-                (survey_id,),
-            ),
-            write=False,
+        rows = await self._fetch(
+            f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?"
+            " ORDER BY city COLLATE NOCASE, country COLLATE NOCASE, id",
+            (survey_id,),
         )
         return [_city(row) for row in rows]
 
@@ -92,17 +86,17 @@ class Reports(Connection):
         status = ReportStatus(status)
         submitted_at = _ts(now) if status is ReportStatus.SUBMITTED else None
 
-        def work(db: Db) -> bool:
-            row = _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (report_id,))
+        async def work(db: Db) -> bool:
+            row = await _one(db, "SELECT status, submitted_at FROM reports WHERE id = ?", (report_id,))
             if row is None:
                 raise LookupError(f"no report with id {report_id}")
             if row["status"] == status.value:
                 return False
-            db.execute(
+            await db.execute(
                 "UPDATE reports SET status = ?, submitted_at = ?, version = version + 1 WHERE id = ?",
                 (status.value, submitted_at, report_id),
             )
-            _audit(
+            await _audit(
                 db,
                 report_id,
                 None,
@@ -118,7 +112,7 @@ class Reports(Connection):
             logger.info("report %d is now %s", report_id, status.value)
 
 
-def _find_or_create(
+async def _find_or_create(
     db: Db, *, survey_id: str, city: str, country: str, joined: str | None, now: dt.datetime
 ) -> tuple[City, bool]:
     """The report of this city (any case), created if needed; and whether it was created."""
@@ -127,17 +121,17 @@ def _find_or_create(
         raise ValueError("city and country must not be empty")
     if joined is not None and not is_month_value(joined):
         raise ValueError(f"joined must be 'YYYY-MM', got {joined!r}")
-    rows = _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
+    rows = await _all(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE survey_id = ?", (survey_id,))
     for row in rows:
         if row["city"].casefold() == city.casefold() and row["country"].casefold() == country.casefold():
             if joined is not None and row["joined"] is None:
-                db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
+                await db.execute("UPDATE reports SET joined = ? WHERE id = ?", (joined, row["id"]))
                 return _city(row, joined=joined), False
             return _city(row), False
-    cur = db.execute(
+    cur = await db.execute(
         "INSERT INTO reports (survey_id, city, country, joined, created_at) VALUES (?, ?, ?, ?, ?)",
         (survey_id, city, country, joined, _ts(now)),
     )
-    created = _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (_rowid(cur),))
+    created = await _one(db, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (_rowid(cur),))
     assert created is not None
     return _city(created), True

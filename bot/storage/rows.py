@@ -20,8 +20,9 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
+import aiosqlite
 from pydantic import ValidationError
 
 from conversation.state import AnswerValue, Attachment, ReportStatus, Session
@@ -181,89 +182,92 @@ class TooManyLinks(Exception):
 ReportExport = tuple[City, dict[str, AnswerValue], tuple[Attachment, ...]]
 
 
-Db = sqlite3.Connection
+Db = aiosqlite.Connection
 
 
-def _one(db: Db, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+async def _one(db: Db, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
     """Return the first row of a query, or None."""
-    return cast(sqlite3.Row | None, db.execute(sql, tuple(params)).fetchone())
+    rows = await db.execute_fetchall(sql, tuple(params))
+    return next(iter(rows), None)
 
 
-def _all(db: Db, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+async def _all(db: Db, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
     """Return every row of a query."""
-    return db.execute(sql, tuple(params)).fetchall()
+    return list(await db.execute_fetchall(sql, tuple(params)))
 
 
-def _scalar(db: Db, sql: str) -> Any:
+async def _scalar(db: Db, sql: str) -> Any:
     """Return the first column of the first row of a query."""
-    row = _one(db, sql)
+    row = await _one(db, sql)
     return None if row is None else row[0]
 
 
-def _scalar_args(db: Db, sql: str, *params: Any) -> int:
+async def _scalar_args(db: Db, sql: str, *params: Any) -> int:
     """Return the first column of the first row of a query with parameters, as an int."""
-    row = _one(db, sql, params)
+    row = await _one(db, sql, params)
     return 0 if row is None or row[0] is None else int(row[0])
 
 
-def _scalar_p(db: Db, sql: str, params: Iterable[Any]) -> Any:
+async def _scalar_p(db: Db, sql: str, params: Iterable[Any]) -> Any:
     """Return the first column of the first row of a query with parameters."""
-    row = _one(db, sql, params)
+    row = await _one(db, sql, params)
     return None if row is None else row[0]
 
 
-def _rollback(db: Db) -> None:
+async def _rollback(db: Db) -> None:
     """Roll back the open transaction, if any, without raising."""
     try:
         if db.in_transaction:
-            db.execute("ROLLBACK")
+            await db.execute("ROLLBACK")
     except sqlite3.Error as exc:
         logger.error("rollback failed: %s", exc)
 
 
-def _rowid(cur: sqlite3.Cursor) -> int:
+def _rowid(cur: aiosqlite.Cursor) -> int:
     """Return the rowid of the row just inserted."""
     if cur.lastrowid is None:
         raise RuntimeError("INSERT did not report a rowid")
     return cur.lastrowid
 
 
-def _bump(db: Db, report_id: int) -> None:
+async def _bump(db: Db, report_id: int) -> None:
     """Raise the report's version: its answers, status or files changed."""
-    db.execute("UPDATE reports SET version = version + 1 WHERE id = ?", (report_id,))
+    await db.execute("UPDATE reports SET version = version + 1 WHERE id = ?", (report_id,))
 
 
-def _require_report(db: Db, report_id: int) -> None:
+async def _require_report(db: Db, report_id: int) -> None:
     """Raise LookupError unless the report exists."""
-    if _one(db, "SELECT 1 FROM reports WHERE id = ?", (report_id,)) is None:
+    if await _one(db, "SELECT 1 FROM reports WHERE id = ?", (report_id,)) is None:
         raise LookupError(f"no report with id {report_id}")
 
 
-def _contact_of_user(db: Db, user_id: int) -> Contact | None:
+async def _contact_of_user(db: Db, user_id: int) -> Contact | None:
     """Return the contact bound to this Telegram user, or None."""
-    row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ? AND {_ACTIVE}", (user_id,))
+    row = await _one(
+        db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE telegram_user_id = ? AND {_ACTIVE}", (user_id,)
+    )
     return None if row is None else _contact(row)
 
 
-def _contact_by_id(db: Db, contact_id: int) -> Contact:
+async def _contact_by_id(db: Db, contact_id: int) -> Contact:
     """Return the contact with this id (which must exist)."""
-    row = _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE id = ?", (contact_id,))
+    row = await _one(db, f"SELECT {_CONTACT_COLUMNS} FROM contacts WHERE id = ?", (contact_id,))
     if row is None:
         raise LookupError(f"no contact with id {contact_id}")
     return _contact(row)
 
 
-def _answers(db: Db, report_id: int) -> dict[str, AnswerValue]:
+async def _answers(db: Db, report_id: int) -> dict[str, AnswerValue]:
     """Return the report's decoded answers by question id."""
-    rows = _all(
+    rows = await _all(
         db, "SELECT question_id, value_json FROM answers WHERE report_id = ? ORDER BY question_id", (report_id,)
     )
     return {str(row["question_id"]): _decode(row["value_json"]) for row in rows}
 
 
-def _attachments(db: Db, report_id: int) -> tuple[Attachment, ...]:
+async def _attachments(db: Db, report_id: int) -> tuple[Attachment, ...]:
     """Return the report's attachments in upload order."""
-    rows = _all(
+    rows = await _all(
         db,
         "SELECT sha256, name, mime_type, size, caption FROM attachments WHERE report_id = ? ORDER BY uploaded_at, id",
         (report_id,),
@@ -271,7 +275,7 @@ def _attachments(db: Db, report_id: int) -> tuple[Attachment, ...]:
     return tuple(_attachment(row) for row in rows)
 
 
-def _audit(
+async def _audit(
     db: Db,
     report_id: int,
     contact_id: int | None,
@@ -282,10 +286,19 @@ def _audit(
     now: dt.datetime,
 ) -> None:
     """Append one audit row."""
-    db.execute(
+    await db.execute(
         "INSERT INTO audit (report_id, contact_id, question_id, action, old_json, new_json, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (report_id, contact_id, question_id, action, old_json, new_json, _ts(now)),
+    )
+
+
+async def _audit_many(db: Db, rows: list[tuple[int, int | None, str | None, str, str | None, str | None, str]]) -> None:
+    """Append audit rows (report, contact, question, action, old JSON, new JSON, time as stored)."""
+    await db.executemany(
+        "INSERT INTO audit (report_id, contact_id, question_id, action, old_json, new_json, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
 
 
