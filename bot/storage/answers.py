@@ -386,8 +386,9 @@ async def _report_batch(db: Db, *, survey_id: str, after_id: int, limit: int) ->
     cities = [_city(row) for row in rows]
     first, last = cities[0].id, cities[-1].id
     answers: dict[int, dict[str, AnswerValue]] = {c.id: {} for c in cities}
-    # Iterated, not fetched whole: each row is decoded and dropped, so the raw texts are not held twice.
-    async for row in await db.execute(
+    # One round trip for the batch's answers (a batch of reports bounds what is held at once).
+    for row in await _all(
+        db,
         "SELECT report_id, question_id, value_json FROM answers"
         " WHERE report_id BETWEEN ? AND ? ORDER BY report_id, question_id",
         (first, last),
