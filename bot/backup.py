@@ -337,18 +337,6 @@ def _move_into(staging: Path, data_dir: Path) -> None:
 # ---------------------------------------------------------------- before a migration
 
 
-def copy_before_migration(db: sqlite3.Connection, path: Path, version: int) -> Path:
-    """Copy the database (open as `db`, schema `version`) next to itself before it is migrated."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.v{version}-{stamp}.bak")
-    out = sqlite3.connect(target)
-    try:
-        db.backup(out)
-    finally:
-        out.close()
-    return target
-
-
 # ---------------------------------------------------------------- scheduled
 
 

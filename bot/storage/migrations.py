@@ -9,6 +9,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 from pathlib import Path
@@ -192,12 +193,27 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def copy_before_migration(db: sqlite3.Connection, path: Path, version: int) -> Path:
+    """Copy the database (open as `db`, schema `version`) next to itself before it is migrated.
+
+    The copy is named after the data's last change (the newest of the file and its write-ahead
+    log), not the clock, which storage never reads.
+    """
+    changed = max(p.stat().st_mtime for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    stamp = dt.datetime.fromtimestamp(changed, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.v{version}-{stamp}.bak")
+    out = sqlite3.connect(target)
+    try:
+        db.backup(out)
+    finally:
+        out.close()
+    return target
+
+
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Apply the pending migrations in order, in one transaction (after keeping a copy of older data)."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if 0 < version < SCHEMA_VERSION:
-        from bot.backup import copy_before_migration
-
         kept = copy_before_migration(db, path, version)
         logger.warning("database %s has schema v%d: copy kept at %s before migrating", path, version, kept)
     db.execute("BEGIN IMMEDIATE")
