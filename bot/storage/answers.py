@@ -135,7 +135,7 @@ class Answers(Connection):
         """Yield (city, answers, attachments) for each report of the survey, in id order.
 
         Reports are read `batch` at a time (three queries in one transaction per batch), so memory
-        stays flat in the number of reports while a thousand reports take ten round trips.
+        stays flat in the number of reports while a thousand reports take ten transactions.
         """
         last_id = 0
         while True:
