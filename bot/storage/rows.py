@@ -32,8 +32,6 @@ logger = logging.getLogger(__name__)
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-
-
 _STATUS_ACTION = {
     ReportStatus.OPEN: "reopen",
     ReportStatus.SUBMITTED: "submit",
