@@ -30,7 +30,7 @@ from typing import Any, Self, TypeVar
 import aiosqlite
 
 from bot.storage.migrations import SCHEMA_VERSION, _migrate
-from bot.storage.rows import Db, _rollback
+from bot.storage.rows import Db, _all, _one, _rollback
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,6 @@ _CONNECTION_PRAGMAS = (
     "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
 )
 _SYNCHRONOUS = {True: "FULL", False: "NORMAL"}
-# Rows fetched per round trip when a cursor is iterated (exports read answers this way).
-_ROWS_PER_FETCH = 256
 
 Work = Callable[[Db], Awaitable[T]]
 
@@ -83,7 +81,7 @@ class Connection:
         try:
             # Migrating is a one-off at start-up: plain sqlite3 on a worker thread, then closed.
             await asyncio.to_thread(_prepare_file, path)
-            db = await aiosqlite.connect(path, isolation_level=None, iter_chunk_size=_ROWS_PER_FETCH)
+            db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.OperationalError as exc:
             wrapped = _unavailable(exc, path)
             if wrapped is None:
@@ -147,15 +145,11 @@ class Connection:
 
     async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Every row of one query: a single statement reads one consistent snapshot, no transaction needed."""
-
-        async def query(db: Db) -> list[sqlite3.Row]:
-            return list(await db.execute_fetchall(sql, tuple(params)))
-
-        return await self._alone(query)
+        return await self._alone(lambda db: _all(db, sql, params))
 
     async def _fetch_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """The first row of one query, or None."""
-        return next(iter(await self._fetch(sql, params)), None)
+        return await self._alone(lambda db: _one(db, sql, params))
 
     async def _change(self, sql: str, params: Iterable[Any] = (), *, fsync: bool = True) -> int:
         """Run one writing statement (atomic on its own) and return how many rows it changed."""
