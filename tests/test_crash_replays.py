@@ -73,6 +73,14 @@ async def wait_text(api: FakeBotAPI, mark: int, wanted: str) -> None:
     await api.async_wait_until(lambda: wanted in texts_since(api, mark), WAIT)
 
 
+async def start_and_join(bot: BotProcess, api: FakeBotAPI, token: str) -> None:
+    """Start the bot and open the city's invitation link as USER; return once welcomed."""
+    await bot.start()
+    mark = api.mark()
+    api.send_text(USER, f"/start {token}")
+    await wait_text(api, mark, "Espoo")
+
+
 def refused_since(api: FakeBotAPI, mark: int) -> list[str]:
     """Calls Telegram would refuse (4xx), made since `mark`."""
     return [
@@ -94,10 +102,7 @@ async def test_sigkill_during_a_file_download_loses_no_file(tmp_path: Path) -> N
     try:
         bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
         try:
-            await bot.start()
-            mark = api.mark()
-            api.send_text(USER, f"/start {token}")
-            await wait_text(api, mark, "Espoo")
+            await start_and_join(bot, api, token)
             mark = api.mark()
             content = b"%PDF-1.4 the learning festival programme"
             api.send_document(USER, file_name="festival.pdf", content=content)
@@ -133,10 +138,7 @@ async def test_a_replayed_button_press_makes_no_call_telegram_would_refuse(tmp_p
         api.callback_answer_timeout = 15.0
         bot = BotProcess(api, tmp_path, tmp_path / "bot.log")
         try:
-            await bot.start()
-            mark = api.mark()
-            api.send_text(USER, f"/start {token}")
-            await wait_text(api, mark, "Espoo")
+            await start_and_join(bot, api, token)
             intro = api.messages(USER)[-1]
             label = next(str(b["text"]) for b in intro.buttons() if "callback_data" in b)
             mark = api.mark()
